@@ -1,0 +1,60 @@
+// Package events turns blocks and alerts into misuse events: it spools
+// them durably to disk as JSON lines, delivers them to sinks (webhook,
+// Redis stream) with retries, and raises de-duplicated alerts for the
+// safeguarding team.
+package events
+
+import (
+	"time"
+)
+
+// Kind says why an event exists.
+type Kind string
+
+// The kinds of event.
+const (
+	// KindBlock is a request the policy blocked.
+	KindBlock Kind = "block"
+	// KindAlert is a request the policy allowed but marked for attention.
+	KindAlert Kind = "alert"
+	// KindReviewRequest is a learner asking, from the block page, for a
+	// block to be reviewed; Ref names the event being disputed.
+	KindReviewRequest Kind = "review_request"
+)
+
+// Event is one misuse event. The field set is the design's schema and is
+// the same in the spool, on the webhook and in the Redis stream. It holds
+// the least data that makes an event attributable: the URL carries no query
+// string unless the policy asked for it.
+type Event struct {
+	ID             string    `json:"id"`
+	Time           time.Time `json:"time"`
+	Instance       string    `json:"instance"`
+	Kind           Kind      `json:"kind"`
+	Source         string    `json:"source"`
+	Phase          string    `json:"phase"`
+	Action         string    `json:"action"`
+	Category       string    `json:"category,omitempty"`
+	Rule           string    `json:"rule,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
+	Severity       string    `json:"severity,omitempty"`
+	Alert          bool      `json:"alert"`
+	ClientIP       string    `json:"client_ip,omitempty"`
+	User           string    `json:"user,omitempty"`
+	Groups         []string  `json:"groups,omitempty"`
+	Host           string    `json:"host,omitempty"`
+	URL            string    `json:"url,omitempty"`
+	Method         string    `json:"method,omitempty"`
+	QName          string    `json:"qname,omitempty"`
+	QType          string    `json:"qtype,omitempty"`
+	PolicyRevision string    `json:"policy_revision,omitempty"`
+	ListsRevision  string    `json:"lists_revision,omitempty"`
+	// Ref is the event a review request is about.
+	Ref string `json:"ref,omitempty"`
+	// Suppressed counts alerts for the same learner and category that were
+	// de-duplicated since the previous alert that was sent.
+	Suppressed int `json:"suppressed,omitempty"`
+	// Error records why the policy could not be evaluated, when the action
+	// is the fail-closed default.
+	Error string `json:"error,omitempty"`
+}
