@@ -1,0 +1,525 @@
+package categories
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net/netip"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// SourceStats describes one loaded list: a single-category source, or one
+// mapped category of a UT1 source.
+type SourceStats struct {
+	// Name is the Source name; List is the UT1 category within the tree
+	// (empty for other formats); Label is what Match.Source says.
+	Name  string `json:"name"`
+	List  string `json:"list,omitempty"`
+	Label string `json:"label"`
+	// Category is the policy category the list feeds.
+	Category string `json:"category"`
+	// Format is the format used (after "auto" detection).
+	Format string `json:"format"`
+	// Origin is the path, the URL, or "bundle:<file>" for the built-in lists.
+	Origin string `json:"origin"`
+	// Fallback is "cache" when a URL source could not be fetched or parsed
+	// and its last good download was used, "bundle" when a configured
+	// source could not load and the bundled list of the same name was.
+	Fallback string `json:"fallback,omitempty"`
+	// Entries is the number of distinct entries the list contributed:
+	// Domains + IPs + URLs + Expressions. Duplicates counts repeated ones.
+	Entries     int `json:"entries"`
+	Domains     int `json:"domains"`
+	IPs         int `json:"ips"`
+	URLs        int `json:"urls"`
+	Expressions int `json:"expressions"`
+	Duplicates  int `json:"duplicates"`
+	// Skipped counts lines understood but deliberately not used (adblock
+	// exception and cosmetic rules, localhost lines…); Errors counts lines
+	// that could not be parsed. LineErrors holds the first few.
+	Skipped    int      `json:"skipped"`
+	Errors     int      `json:"errors"`
+	LineErrors []string `json:"line_errors,omitempty"`
+	// Revision is a content hash of this list's files.
+	Revision string    `json:"revision"`
+	LoadedAt time.Time `json:"loaded_at"`
+	// Error is set when the list did not load (a UT1 category missing from
+	// the tree, or a source that failed: then Category may be empty).
+	Error string `json:"error,omitempty"`
+}
+
+// SourceError is a source that could not be loaded at all. The other
+// sources still load.
+type SourceError struct {
+	Source string
+	Origin string
+	Err    error
+}
+
+func (e *SourceError) Error() string {
+	return fmt.Sprintf("categories source %q (%s): %v", e.Source, e.Origin, e.Err)
+}
+
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// Build loads the sources (and the default bundle when cfg.Bundle) into a
+// new Index. URL sources are fetched (conditionally, when a cached copy
+// exists under cfg.CacheDir) and fall back to the cached copy. A source
+// that fails to load is reported as a *SourceError but does not fail the
+// others; a malformed line is counted, logged and kept in
+// SourceStats.LineErrors (the first few, as file:line). The returned Index
+// is never nil.
+func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*Index, []error) {
+	l := newLoader(cfg, logger)
+	dls, fetchErrs := l.fetchAll(ctx)
+	ix, outs := l.build(ctx, dls, fetchErrs)
+	return ix, sourceErrors(outs)
+}
+
+func sourceErrors(outs []*loadOutcome) []error {
+	var errs []error
+	for _, o := range outs {
+		if o.err != nil {
+			errs = append(errs, o.err)
+		}
+	}
+	return errs
+}
+
+// planned is a source as it will be loaded.
+type planned struct {
+	src     Source
+	bundled bool
+	// fallback is the bundled source that src replaces, loaded instead
+	// when src fails.
+	fallback *Source
+}
+
+// loadOutcome is one source's load, before it is committed to an Index.
+type loadOutcome struct {
+	p        planned
+	lists    []*listResult
+	origin   string
+	fallback string
+	warn     error // the failure that caused a fallback
+	err      *SourceError
+}
+
+type loader struct {
+	cfg    Config
+	logger *slog.Logger
+	fetch  *fetcher
+}
+
+func newLoader(cfg Config, logger *slog.Logger) *loader {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &loader{cfg: cfg, logger: logger, fetch: newFetcher(cfg, logger)}
+}
+
+// plan puts the bundle first (minus the sources the configuration
+// replaces), then the configured sources.
+func (l *loader) plan() ([]planned, error) {
+	var out []planned
+	bundled := map[string]*Source{}
+	if l.cfg.Bundle {
+		m, err := loadManifest()
+		if err != nil {
+			return nil, err
+		}
+		for i := range m.Sources {
+			bundled[m.Sources[i].Name] = &m.Sources[i]
+		}
+		for _, s := range m.Sources {
+			if !slices.ContainsFunc(l.cfg.Sources, func(c Source) bool { return c.Name == s.Name }) {
+				out = append(out, planned{src: s, bundled: true})
+			}
+		}
+	}
+	for _, s := range l.cfg.Sources {
+		out = append(out, planned{src: s, fallback: bundled[s.Name]})
+	}
+	return out, nil
+}
+
+// build loads every planned source (two at a time: parsing is CPU-bound)
+// and commits them, in plan order, to a new Index. dls are fresh downloads
+// for URL sources, fetchErrs the fetches that failed.
+func (l *loader) build(ctx context.Context, dls map[string]*download, fetchErrs map[string]error) (*Index, []*loadOutcome) {
+	seed := maphash.MakeSeed()
+	plan, err := l.plan()
+	if err != nil {
+		o := &loadOutcome{err: &SourceError{Source: "bundle", Origin: "bundle", Err: err}}
+		return newBuilder(seed).finish(nil), []*loadOutcome{o}
+	}
+	outs := make([]*loadOutcome, len(plan))
+	var g errgroup.Group
+	g.SetLimit(max(1, min(2, runtime.GOMAXPROCS(0))))
+	for i, p := range plan {
+		g.Go(func() error {
+			outs[i] = l.loadSource(ctx, p, seed, dls[p.src.Name], fetchErrs[p.src.Name])
+			return nil
+		})
+	}
+	_ = g.Wait()
+	b := newBuilder(seed)
+	for _, o := range outs {
+		l.report(o)
+		b.add(o)
+	}
+	return b.finish(outs), outs
+}
+
+func (l *loader) report(o *loadOutcome) {
+	if o.err != nil {
+		l.logger.Error("category source not loaded", "source", o.err.Source, "origin", o.err.Origin, "err", o.err.Err)
+		return
+	}
+	if o.warn != nil {
+		l.logger.Warn("category source fell back", "source", o.p.src.Name, "fallback", o.fallback, "origin", o.origin, "err", o.warn)
+	}
+	for _, r := range o.lists {
+		for _, le := range r.lineErrs {
+			l.logger.Warn("category list line skipped", "list", r.label, "err", le)
+		}
+		if r.errCount > len(r.lineErrs) {
+			l.logger.Warn("category list has more bad lines", "list", r.label, "errors", r.errCount, "reported", len(r.lineErrs))
+		}
+	}
+}
+
+func (l *loader) loadSource(ctx context.Context, p planned, seed maphash.Seed, dl *download, fetchErr error) *loadOutcome {
+	o := l.loadOnce(ctx, p.src, p.bundled, seed, dl, fetchErr)
+	o.p = p
+	if o.err != nil && p.fallback != nil {
+		fb := l.loadOnce(ctx, *p.fallback, true, seed, nil, nil)
+		if fb.err == nil {
+			fb.p, fb.fallback, fb.warn = p, "bundle", o.err
+			return fb
+		}
+	}
+	return o
+}
+
+func (l *loader) loadOnce(ctx context.Context, src Source, bundled bool, seed maphash.Seed, dl *download, fetchErr error) *loadOutcome {
+	o := &loadOutcome{}
+	fail := func(origin string, err error) *loadOutcome {
+		o.err = &SourceError{Source: src.Name, Origin: origin, Err: err}
+		return o
+	}
+	switch {
+	case bundled:
+		o.origin = "bundle:" + src.Path
+		lists, err := l.openLists(ctx, src, bundleOrigin(src.Path), seed, false)
+		if err != nil {
+			return fail(o.origin, err)
+		}
+		o.lists = lists
+	case src.Path != "":
+		org, err := osOrigin(src.Path)
+		if err != nil {
+			return fail(src.Path, err)
+		}
+		o.origin = org.display
+		lists, err := l.openLists(ctx, src, org, seed, false)
+		if err != nil {
+			return fail(o.origin, err)
+		}
+		o.lists = lists
+	default:
+		o.origin = src.URL
+		var problems []error
+		if fetchErr != nil {
+			problems = append(problems, fetchErr)
+		}
+		if dl != nil {
+			org, err := osOrigin(dl.path)
+			if err == nil {
+				org.display = src.URL + " (download " + dl.path + ")"
+				o.lists, err = l.openLists(ctx, src, org, seed, true)
+			}
+			if err == nil {
+				if cerr := l.fetch.commit(src, dl); cerr != nil {
+					l.logger.Warn("category download not cached", "source", src.Name, "err", cerr)
+				}
+				break
+			}
+			l.fetch.discard(dl)
+			problems = append(problems, fmt.Errorf("downloaded list rejected, keeping the last good copy: %w", err))
+		}
+		cached, ok := l.fetch.cached(src)
+		if !ok {
+			problems = append(problems, errors.New("no cached copy"))
+			return fail(src.URL, errors.Join(problems...))
+		}
+		org, err := osOrigin(cached)
+		if err == nil {
+			org.display = src.URL + " (cached " + cached + ")"
+			o.lists, err = l.openLists(ctx, src, org, seed, true)
+		}
+		if err != nil {
+			problems = append(problems, fmt.Errorf("cached copy: %w", err))
+			return fail(src.URL, errors.Join(problems...))
+		}
+		if len(problems) > 0 {
+			o.fallback, o.warn = "cache", errors.Join(problems...)
+		}
+	}
+	return o
+}
+
+// builder commits loaded lists into the structures of an Index.
+type builder struct {
+	seed  maphash.Seed
+	in    *interner
+	outs  []*loadOutcome
+	lists []*listResult
+}
+
+func newBuilder(seed maphash.Seed) *builder {
+	return &builder{seed: seed, in: newInterner()}
+}
+
+func (b *builder) add(o *loadOutcome) {
+	if o.err != nil {
+		return
+	}
+	for _, r := range o.lists {
+		if !r.missing && r.verr == nil {
+			b.lists = append(b.lists, r)
+		}
+	}
+}
+
+// finish builds the tables. The domain table is sized once from the total
+// number of parsed names, so a 5-million-name list never rehashes.
+func (b *builder) finish(outs []*loadOutcome) *Index {
+	now := time.Now()
+	ix := &Index{seed: b.seed, unions: &unionCache{}, built: now}
+	total := 0
+	for _, r := range b.lists {
+		total += r.hashes.n
+	}
+	ix.dom = newTable(total)
+	ix.ips = map[netip.Addr]uint32{}
+	stats := map[*listResult]*SourceStats{}
+	for _, r := range b.lists {
+		st := &SourceStats{}
+		stats[r] = st
+		m := b.in.match(Match{Category: r.category, Source: r.label})
+		single := b.in.add(0, m)
+		ix.domMask |= r.labelMask
+		for _, chunk := range r.hashes.chunks {
+			for _, h := range chunk {
+				p, _ := ix.dom.ref(h)
+				old := *p
+				nw := single
+				if old != 0 {
+					nw = b.in.add(old, m)
+				}
+				if nw == old {
+					st.Duplicates++
+					continue
+				}
+				*p = nw
+				st.Domains++
+			}
+		}
+		r.hashes = hashChunks{} // let the chunks go before the next list
+		for _, a := range r.ips {
+			old := ix.ips[a]
+			nw := b.in.add(old, m)
+			if nw == old {
+				st.Duplicates++
+				continue
+			}
+			ix.ips[a] = nw
+			st.IPs++
+		}
+	}
+	b.finishURLs(ix, stats)
+	b.finishExprs(ix, stats)
+	ix.sets = b.in.sets
+	ix.entries = ix.dom.n + len(ix.ips)
+	ix.entries += len(ix.urlRules)
+	for _, e := range ix.exprs {
+		ix.entries += len(e.srcs)
+	}
+	ix.stats, ix.revision = b.stats(outs, stats, now)
+	return ix
+}
+
+func (b *builder) finishURLs(ix *Index, stats map[*listResult]*SourceStats) {
+	type ruleKey struct {
+		host     string
+		ip       bool
+		path     string
+		query    string
+		hasQuery bool
+	}
+	rules := map[ruleKey]uint32{}
+	var order []ruleKey
+	for _, r := range b.lists {
+		m := b.in.match(Match{Category: r.category, Source: r.label})
+		for _, u := range r.urls {
+			k := ruleKey{u.host, u.addr.IsValid(), u.path, u.query, u.hasQuery}
+			old, seen := rules[k]
+			nw := b.in.add(old, m)
+			if nw == old {
+				stats[r].Duplicates++
+				continue
+			}
+			if !seen {
+				order = append(order, k)
+				if !k.ip {
+					ix.urlMask |= labelBit(u.labels)
+				}
+			}
+			rules[k] = nw
+			stats[r].URLs++
+		}
+		r.urls = nil
+	}
+	if len(order) == 0 {
+		return
+	}
+	slices.SortFunc(order, func(a, b ruleKey) int {
+		return cmp.Or(cmp.Compare(a.host, b.host), compareBool(a.ip, b.ip), cmp.Compare(a.path, b.path),
+			compareBool(a.hasQuery, b.hasQuery), cmp.Compare(a.query, b.query))
+	})
+	ix.urlIPs = map[netip.Addr]uint32{}
+	hosts, paths := 0, 0
+	for i, k := range order {
+		newHost := i == 0 || k.host != order[i-1].host || k.ip != order[i-1].ip
+		if newHost {
+			hosts++
+		}
+		if newHost || k.path != order[i-1].path {
+			paths++
+		}
+	}
+	ix.urlHosts = newTable(hosts)
+	ix.urlPaths = newTable(paths)
+	ix.urlRules = make([]urlEntry, 0, len(order))
+	g := uint32(0)
+	for i, k := range order {
+		newHost := i == 0 || k.host != order[i-1].host || k.ip != order[i-1].ip
+		if newHost {
+			if i > 0 {
+				g++
+			}
+			if k.ip {
+				ix.urlIPs[netip.MustParseAddr(k.host)] = g
+			} else {
+				p, _ := ix.urlHosts.ref(hashString(b.seed, k.host))
+				*p = g
+			}
+		}
+		if newHost || k.path != order[i-1].path {
+			// Two (host, path) pairs hashing alike would hide the
+			// second; at 2^-64 per pair that is not worth a fallback.
+			p, _ := ix.urlPaths.ref(pathKey(b.seed, g, k.path))
+			*p = uint32(len(ix.urlRules))
+		}
+		ix.urlRules = append(ix.urlRules, urlEntry{group: g, path: k.path, query: k.query, hasQuery: k.hasQuery, set: rules[k]})
+	}
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+func (b *builder) finishExprs(ix *Index, stats map[*listResult]*SourceStats) {
+	for _, r := range b.lists {
+		if len(r.exprs) == 0 {
+			continue
+		}
+		m := b.in.match(Match{Category: r.category, Source: r.label})
+		set := b.in.sets[b.in.add(0, m)]
+		parts := make([]string, len(r.exprs))
+		for i, e := range r.exprs {
+			parts[i] = "(?:" + e.re.String() + ")"
+		}
+		re, err := regexp.Compile(strings.Join(parts, "|"))
+		if err != nil {
+			// Each part compiled alone; keep them apart if the
+			// alternation does not (it is within RE2 limits otherwise).
+			for _, e := range r.exprs {
+				ix.exprs = append(ix.exprs, exprSet{re: e.re, srcs: []exprRule{e}, set: set})
+			}
+		} else {
+			ix.exprs = append(ix.exprs, exprSet{re: re, srcs: r.exprs, set: set})
+		}
+		stats[r].Expressions += len(r.exprs)
+	}
+}
+
+// stats assembles the per-list statistics in plan order and the index
+// revision, a hash over the sorted list revisions.
+func (b *builder) stats(outs []*loadOutcome, counted map[*listResult]*SourceStats, now time.Time) ([]SourceStats, string) {
+	var out []SourceStats
+	var revs []string
+	for _, o := range outs {
+		if o.err != nil {
+			out = append(out, SourceStats{Name: o.err.Source, Label: o.err.Source, Origin: o.err.Origin, Error: o.err.Err.Error(), LoadedAt: now})
+			continue
+		}
+		for _, r := range o.lists {
+			st := SourceStats{}
+			if c := counted[r]; c != nil {
+				st = *c
+			}
+			st.Name = o.p.src.Name
+			st.Label = r.label
+			if i := strings.IndexByte(r.label, ':'); i >= 0 {
+				st.List = r.label[i+1:]
+			}
+			st.Category = r.category
+			st.Format = r.format
+			st.Origin = o.origin
+			st.Fallback = o.fallback
+			st.Skipped = r.skipped
+			st.Errors = r.errCount
+			for _, le := range r.lineErrs {
+				st.LineErrors = append(st.LineErrors, le.Error())
+			}
+			st.Entries = st.Domains + st.IPs + st.URLs + st.Expressions
+			st.Revision = r.revision
+			st.LoadedAt = now
+			switch {
+			case r.missing:
+				st.Error = "category not found in the UT1 tree"
+			case r.verr != nil:
+				st.Error = r.verr.Error()
+			default:
+				revs = append(revs, r.revision)
+			}
+			out = append(out, st)
+		}
+	}
+	slices.Sort(revs)
+	h := sha256.New()
+	for _, r := range revs {
+		h.Write([]byte(r))
+		h.Write([]byte{'\n'})
+	}
+	return out, hex.EncodeToString(h.Sum(nil))[:16]
+}

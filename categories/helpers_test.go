@@ -1,0 +1,9 @@
+package categories
+
+import "sync"
+
+var (
+	bundleOnce sync.Once
+	bundleIx   *Index
+	bundleErrs []error
+)
