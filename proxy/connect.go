@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/aupguard/aupguard/verdict"
+)
+
+// onConnect decides a CONNECT at phase connect, on the host alone, before
+// anything is dialled.
+func (s *Server) onConnect(_ string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	r := ctx.Req
+	t := txnFrom(r.Context())
+	s.stats.connects.Add(1)
+	req, err := requestFromConnect(r.URL.Host)
+	if err != nil {
+		return rawAnswer(http.StatusBadRequest, "aupguard: bad CONNECT: "+err.Error()+"\n"), r.URL.Host
+	}
+	t.req = req
+	in := verdict.Input{Source: verdict.SourceProxy, Phase: verdict.PhaseConnect, Client: t.client(), Request: req}
+	d, evID := s.decide(r.Context(), &in)
+	if d.Blocked() {
+		return rawAnswer(http.StatusForbidden, connectRefusal(&d, req.Host, evID)), r.URL.Host
+	}
+	if d.Action == verdict.ActionIntercept {
+		// TLS interception is not part of this proxy yet: the tunnel is
+		// opened as for allow, and the request and response phases are not
+		// seen for it.
+		s.log.Debug("proxy: intercept requested; tunnelling without interception", "host", req.Host)
+	}
+	if !s.tunnels.acquire(t.ip) {
+		s.stats.tunnelsRejected.Add(1)
+		return rawAnswer(http.StatusTooManyRequests, "aupguard: too many open connections from this device.\n"), r.URL.Host
+	}
+	t.tunnelSlot = true
+	return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: s.tunnel}, r.URL.Host
+}
+
+// rawAnswer answers a CONNECT on the hijacked connection and closes it.
+func rawAnswer(status int, body string) *goproxy.ConnectAction {
+	return &goproxy.ConnectAction{
+		Action: goproxy.ConnectHijack,
+		Hijack: func(_ *http.Request, c net.Conn, _ *goproxy.ProxyCtx) {
+			writeRaw(c, status, body)
+		},
+	}
+}
+
+// writeRaw writes a complete plain-text response on a hijacked connection.
+func writeRaw(c net.Conn, status int, body string) {
+	resp := &http.Response{
+		StatusCode:    status,
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{},
+		ContentLength: int64(len(body)),
+		Body:          io.NopCloser(strings.NewReader(body)),
+		Close:         true,
+	}
+	resp.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	resp.Header.Set("Cache-Control", "no-store")
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_ = resp.Write(c)
+	_ = c.SetWriteDeadline(time.Time{})
+}
+
+// tunnel dials the checked destination and relays bytes both ways until
+// either side closes, the tunnel idles out, or shutdown cuts it.
+func (s *Server) tunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
+	t := txnFrom(r.Context())
+	addr := net.JoinHostPort(t.req.Host, strconv.Itoa(t.req.Port))
+	dctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeouts.Dial)
+	up, err := s.dialer.DialContext(dctx, "tcp", addr)
+	cancel()
+	if err != nil {
+		if ref, ok := isRefused(err); ok {
+			_, d, evID := s.refusal(r.Context(), t, t.req, ref)
+			writeRaw(client, http.StatusForbidden, connectRefusal(&d, t.req.Host, evID))
+			return
+		}
+		s.stats.upstreamErr.Add(1)
+		status, msg := gatewayError(err)
+		s.log.Info("proxy: tunnel origin unreachable", "client_ip", t.ipStr, "user", t.user, "host", t.req.Host, "status", status, "err", err)
+		writeRaw(client, status, "aupguard: "+msg+"\n")
+		return
+	}
+	defer up.Close()
+	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		return
+	}
+	var src io.Reader = client
+	if t.rw != nil {
+		src = withBuffered(t.rw.buffered, client)
+	}
+	sent, received := relay(client, src, up)
+	s.log.Debug("proxy: tunnel closed", "client_ip", t.ipStr, "user", t.user, "host", t.req.Host,
+		"sent", sent, "received", received, "duration", time.Since(t.start))
+}
+
+// withBuffered replays the bytes the HTTP server had already read past the
+// CONNECT head before reading on from the connection.
+func withBuffered(br interface {
+	Buffered() int
+	Peek(int) ([]byte, error)
+}, c io.Reader) io.Reader {
+	if br == nil || br.Buffered() == 0 {
+		return c
+	}
+	b, _ := br.Peek(br.Buffered())
+	return io.MultiReader(bytes.NewReader(bytes.Clone(b)), c)
+}
+
+// relay copies both ways. A side that finishes cleanly half-closes the
+// other, so protocols that shut down one direction first keep working; an
+// error on either side closes both.
+func relay(client net.Conn, clientSrc io.Reader, up net.Conn) (sent, received int64) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		n, err := io.Copy(up, clientSrc)
+		sent = n
+		if err != nil {
+			_ = client.Close()
+			_ = up.Close()
+			return
+		}
+		closeWrite(up)
+	}()
+	go func() {
+		defer wg.Done()
+		n, err := io.Copy(client, up)
+		received = n
+		if err != nil {
+			_ = client.Close()
+			_ = up.Close()
+			return
+		}
+		closeWrite(client)
+	}()
+	wg.Wait()
+	return sent, received
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		if cw.CloseWrite() == nil {
+			return
+		}
+	}
+	_ = c.Close()
+}

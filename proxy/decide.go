@@ -1,0 +1,284 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aupguard/aupguard/events"
+	"github.com/aupguard/aupguard/verdict"
+)
+
+// txn is one client request (or tunnel) as it passes the proxy's phases.
+type txn struct {
+	start  time.Time
+	ip     netip.Addr
+	ipStr  string
+	user   string
+	groups []string
+	// req is the request part of the policy input, reused at phase
+	// response so both decisions describe the same request.
+	req verdict.Request
+	// final is a response the proxy made itself (a block page); goproxy
+	// runs response handlers on it too, and they must let it pass.
+	final *http.Response
+	// tunnelSlot is set when the transaction holds a tunnel slot.
+	tunnelSlot bool
+	// rw is the client's writer, which knows about a hijack.
+	rw *respWriter
+	// alerted is the rule of an alert already emitted for this request.
+	alerted string
+}
+
+type txnKey struct{}
+
+func txnFrom(ctx context.Context) *txn {
+	t, _ := ctx.Value(txnKey{}).(*txn)
+	return t
+}
+
+// blockRecord remembers a recent block so a review request can name what
+// it disputes.
+type blockRecord struct {
+	ev       events.Event
+	reviewed bool
+}
+
+func (t *txn) client() verdict.Client {
+	return verdict.Client{IP: t.ipStr, User: t.user, Groups: t.groups}
+}
+
+// requestFromHTTP builds the policy's view of a plain-HTTP request.
+func requestFromHTTP(r *http.Request) (verdict.Request, error) {
+	host, err := normHost(r.URL.Hostname())
+	if err != nil {
+		return verdict.Request{}, err
+	}
+	scheme := strings.ToLower(r.URL.Scheme)
+	port := 0
+	if p := r.URL.Port(); p != "" {
+		port, err = strconv.Atoi(p)
+		if err != nil || port < 1 || port > 65535 {
+			return verdict.Request{}, &badRequest{"bad port " + strconv.Quote(p)}
+		}
+	} else if scheme == "https" {
+		port = 443
+	} else {
+		port = 80
+	}
+	return verdict.Request{
+		Method:        r.Method,
+		Scheme:        scheme,
+		Host:          host,
+		Port:          port,
+		Path:          r.URL.Path,
+		Query:         r.URL.RawQuery,
+		ContentType:   mediaType(r.Header.Get("Content-Type")),
+		ContentLength: r.ContentLength, // -1 when chunked: unknown
+	}, nil
+}
+
+// requestFromConnect builds the policy's view of a CONNECT: only the host
+// and port are known.
+func requestFromConnect(hostport string) (verdict.Request, error) {
+	h, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return verdict.Request{}, &badRequest{"CONNECT needs host:port, got " + strconv.Quote(hostport)}
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return verdict.Request{}, &badRequest{"bad port " + strconv.Quote(p)}
+	}
+	host, err := normHost(h)
+	if err != nil {
+		return verdict.Request{}, &badRequest{err.Error()}
+	}
+	req := verdict.Request{Method: http.MethodConnect, Host: host, Port: port, ContentLength: -1}
+	if port == 443 {
+		req.Scheme = "https"
+	}
+	return req, nil
+}
+
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+// mediaType is the lower-case type/subtype of a Content-Type value,
+// without parameters.
+func mediaType(v string) string {
+	if v == "" {
+		return ""
+	}
+	if mt, _, err := mime.ParseMediaType(v); err == nil {
+		return mt
+	}
+	mt, _, _ := strings.Cut(v, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
+}
+
+// dispositionFilename is the filename a Content-Disposition header gives
+// (filename* included), or "".
+func dispositionFilename(v string) string {
+	if v == "" {
+		return ""
+	}
+	if _, params, err := mime.ParseMediaType(v); err == nil {
+		return params["filename"]
+	}
+	// A malformed header still names a file the browser will save.
+	if i := strings.Index(strings.ToLower(v), "filename="); i >= 0 {
+		f := strings.TrimSpace(v[i+len("filename="):])
+		f, _, _ = strings.Cut(f, ";")
+		return strings.Trim(f, "\" ")
+	}
+	return ""
+}
+
+// decide asks the decision core and records the outcome: the canonical log
+// line, and a misuse event for a block or an alert. It returns the event
+// ID ("" when there is none).
+func (s *Server) decide(ctx context.Context, in *verdict.Input) (verdict.Decision, string) {
+	began := time.Now()
+	d := s.opts.Decider.Decide(ctx, in)
+	took := time.Since(began)
+	t := txnFrom(ctx)
+	if t == nil {
+		return d, s.record(ctx, in, &d, took)
+	}
+	if t.groups == nil {
+		// Keep the groups the decider defaulted to, so later phases and
+		// the proxy's own refusals name the same groups.
+		t.groups = in.Client.Groups
+	}
+	if !d.Blocked() && d.Alert && d.Rule != "" && d.Rule == t.alerted {
+		// The same alert at the response phase of a request already
+		// alerted at the request phase: one event per request is enough.
+		s.logDecision(ctx, in, &d, took, "")
+		return d, ""
+	}
+	if !d.Blocked() && d.Alert {
+		t.alerted = d.Rule
+	}
+	return d, s.record(ctx, in, &d, took)
+}
+
+// record logs one decision and emits its event, if any.
+func (s *Server) record(ctx context.Context, in *verdict.Input, d *verdict.Decision, took time.Duration) string {
+	var evID string
+	if d.Blocked() || d.Alert {
+		ev := s.event(in, d)
+		evID = ev.ID
+		if d.Blocked() {
+			s.stats.blocked.Add(1)
+			s.recent.Add(ev.ID, &blockRecord{ev: ev})
+		} else {
+			s.stats.alerts.Add(1)
+		}
+		// A client that hangs up must not cancel its own misuse event.
+		if err := s.opts.Emitter.Emit(context.WithoutCancel(ctx), ev); err != nil {
+			s.stats.emitErr.Add(1)
+			s.log.Error("proxy: emitting misuse event", "event_id", ev.ID, "err", err)
+		}
+	}
+	s.logDecision(ctx, in, d, took, evID)
+	return evID
+}
+
+// logDecision writes the canonical line: one per decision, with the same
+// keys everywhere, so a grep or a log query can follow any request.
+// Allows go to Debug unless log_allows is set, and are not even built when
+// that level is off.
+func (s *Server) logDecision(ctx context.Context, in *verdict.Input, d *verdict.Decision, took time.Duration, evID string) {
+	level := slog.LevelDebug
+	if d.Blocked() || d.Alert || s.cfg.LogAllows {
+		level = slog.LevelInfo
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 16)
+	attrs = append(attrs,
+		slog.String("client_ip", in.Client.IP),
+		slog.String("user", in.Client.User),
+		slog.Any("groups", in.Client.Groups),
+		slog.String("method", in.Request.Method),
+		slog.String("host", in.Request.Host),
+		slog.String("phase", string(in.Phase)),
+		slog.String("action", string(d.Action)),
+		slog.String("category", d.Category),
+		slog.String("rule", d.Rule),
+		slog.String("cached", d.Cached),
+		slog.Duration("duration", took),
+		slog.String("event_id", evID),
+	)
+	if in.Response != nil {
+		attrs = append(attrs, slog.Int("status", in.Response.Status))
+	}
+	if d.Error != "" {
+		attrs = append(attrs, slog.String("error", d.Error))
+	}
+	s.log.LogAttrs(ctx, level, "decision", attrs...)
+}
+
+// event builds the misuse event for a decision. The URL carries no query
+// string: an event holds the least data that makes it attributable.
+func (s *Server) event(in *verdict.Input, d *verdict.Decision) events.Event {
+	kind := events.KindAlert
+	if d.Blocked() {
+		kind = events.KindBlock
+	}
+	ev := events.Event{
+		ID:             s.opts.NewID(),
+		Time:           time.Now().UTC(),
+		Instance:       s.opts.Instance,
+		Kind:           kind,
+		Source:         string(verdict.SourceProxy),
+		Phase:          string(in.Phase),
+		Action:         string(d.Action),
+		Category:       d.Category,
+		Rule:           d.Rule,
+		Reason:         d.Reason,
+		Severity:       string(d.Severity),
+		Alert:          d.Alert,
+		ClientIP:       in.Client.IP,
+		User:           in.Client.User,
+		Host:           in.Request.Host,
+		URL:            eventURL(&in.Request),
+		Method:         in.Request.Method,
+		PolicyRevision: d.PolicyRevision,
+		ListsRevision:  d.ListsRevision,
+		Error:          d.Error,
+	}
+	// The decider may have filled in the default groups: the event names
+	// the groups the decision was made for.
+	if len(in.Client.Groups) > 0 {
+		ev.Groups = append([]string(nil), in.Client.Groups...)
+	}
+	return ev
+}
+
+// eventURL is scheme://host[:port]/path, or host:port for a tunnel.
+func eventURL(r *verdict.Request) string {
+	hostport := r.Host
+	if strings.Contains(hostport, ":") {
+		hostport = "[" + hostport + "]"
+	}
+	if r.Method == http.MethodConnect {
+		return net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
+	}
+	if !(r.Scheme == "http" && r.Port == 80) && !(r.Scheme == "https" && r.Port == 443) && r.Port > 0 {
+		hostport = net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
+	}
+	path := r.Path
+	if path == "" {
+		path = "/"
+	}
+	return r.Scheme + "://" + hostport + path
+}
