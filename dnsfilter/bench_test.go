@@ -1,0 +1,79 @@
+package dnsfilter
+
+import (
+	"net"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// discardWriter packs the reply like the real writer and drops it.
+type discardWriter struct{ captureWriter }
+
+func (w *discardWriter) WriteMsg(m *dns.Msg) error {
+	_, err := m.Pack()
+	return err
+}
+
+func benchServer(b *testing.B) *Server {
+	b.Helper()
+	up := startUpstream(b)
+	cfg := testConfig(up.addr)
+	d := newRecordingDecider(b)
+	d.forget = true
+	s, err := New(cfg, Options{Decider: d, Identifier: loopbackLearners, Emitter: discardEmitter{}, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func benchQuery(b *testing.B, s *Server, name string, want int) {
+	w := &discardWriter{captureWriter{
+		remote: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000},
+		local:  &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53},
+	}}
+	req := edns(question(name, dns.TypeA), 1232)
+	// Warm the cache (and check the path is the one meant).
+	cw := newCaptureWriter(false)
+	s.ServeDNS(cw, req)
+	if got := cw.reply(b); got.Rcode != dns.RcodeSuccess || len(got.Answer) != 1 {
+		b.Fatalf("warm-up reply %s", got)
+	}
+	before := s.Stats()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		s.ServeDNS(w, req)
+	}
+	b.StopTimer()
+	after := s.Stats()
+	switch want {
+	case wantCached:
+		if after.CacheHits-before.CacheHits != uint64(b.N) {
+			b.Fatalf("%d cache hits for %d queries", after.CacheHits-before.CacheHits, b.N)
+		}
+	case wantBlocked:
+		if after.Blocked-before.Blocked != uint64(b.N) {
+			b.Fatalf("%d blocks for %d queries", after.Blocked-before.Blocked, b.N)
+		}
+	}
+}
+
+const (
+	wantCached = iota
+	wantBlocked
+)
+
+// BenchmarkCachedAllowedQuery is an allowed name answered from the cache:
+// network check, rate-limit bypass, special and hosts lookups, one policy
+// decision, a CNAME-chain scan, a cache copy and the reply packing.
+func BenchmarkCachedAllowedQuery(b *testing.B) {
+	benchQuery(b, benchServer(b), "allowed.test", wantCached)
+}
+
+// BenchmarkBlockedQuery is a blocked name: one decision, the block answer
+// and its event.
+func BenchmarkBlockedQuery(b *testing.B) {
+	benchQuery(b, benchServer(b), "casino.test", wantBlocked)
+}

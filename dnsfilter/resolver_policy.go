@@ -1,0 +1,118 @@
+package dnsfilter
+
+import (
+	"context"
+
+	"github.com/miekg/dns"
+
+	"github.com/aupguard/aupguard/events"
+	"github.com/aupguard/aupguard/verdict"
+)
+
+// policyResolver is the fifth link, the reason the server exists. It asks
+// the decision core about the query name; a block is answered here and
+// never reaches the cache or the upstreams. When the name is allowed it
+// resolves through the rest of the chain and then asks again about every
+// other name in the answer's CNAME chain (and DNAME and SVCB/HTTPS
+// targets): a tracker or a blocked site hidden behind an innocent alias
+// ("CNAME cloaking") is blocked like the name itself.
+//
+// It sits after the hosts file (operator names are never filtered) and
+// before safe search, which needs the decision's SafeSearch mode, and the
+// cache, which holds unfiltered upstream answers shared by all clients so
+// that one client's policy never leaks into another's answer.
+type policyResolver struct {
+	next    resolver
+	decider Decider
+	blocker *blocker
+	ev      *eventMaker
+	stats   *counters
+}
+
+// maxChainNames bounds the decisions made per answer; real CNAME chains are
+// a handful of names and resolvers stop following long before this.
+const maxChainNames = 16
+
+func (r *policyResolver) resolve(ctx context.Context, q *query) (*answer, error) {
+	if q.name == "" {
+		// The root has no categories; priming queries pass.
+		return r.next.resolve(ctx, q)
+	}
+	d := r.decide(ctx, q, q.name)
+	q.decision = &d
+	if a := r.judge(q, &d, q.name); a != nil {
+		return a, nil
+	}
+	ans, err := r.next.resolve(ctx, q)
+	if err != nil || ans == nil || ans.msg == nil {
+		return ans, err
+	}
+	for _, name := range chainNames(ans.msg, q.name) {
+		dn := r.decide(ctx, q, name)
+		if a := r.judge(q, &dn, name); a != nil {
+			r.stats.cnameBlocked.Add(1)
+			return a, nil
+		}
+	}
+	return ans, nil
+}
+
+func (r *policyResolver) decide(ctx context.Context, q *query, name string) verdict.Decision {
+	in := &verdict.Input{
+		Source:  verdict.SourceDNS,
+		Phase:   verdict.PhaseQuery,
+		Client:  verdict.Client{IP: q.client.String(), Groups: q.groups},
+		Request: verdict.Request{Host: name},
+		DNS:     &verdict.DNSQuestion{QName: name, QType: dns.Type(q.qtype).String()},
+	}
+	d := r.decider.Decide(ctx, in)
+	if d.Error != "" {
+		r.stats.decisionErrors.Add(1)
+	}
+	return d
+}
+
+// judge records the event a decision calls for and returns the block
+// answer, or nil when the query may proceed.
+func (r *policyResolver) judge(q *query, d *verdict.Decision, name string) *answer {
+	switch {
+	case d.Blocked():
+		r.stats.blocked.Add(1)
+		q.events = append(q.events, r.ev.make(q, events.KindBlock, d, name))
+		return r.blocker.answer(q, d, name)
+	case d.Alert:
+		r.stats.alerts.Add(1)
+		q.events = append(q.events, r.ev.make(q, events.KindAlert, d, name))
+	}
+	return nil
+}
+
+// chainNames lists the names other than qname that the answer leads the
+// client to: CNAME owners and targets, DNAME targets, and SVCB/HTTPS
+// targets. Order follows the answer, duplicates are dropped.
+func chainNames(m *dns.Msg, qname string) []string {
+	seen := map[string]bool{qname: true}
+	var out []string
+	add := func(n string) {
+		n = trimDot(dns.CanonicalName(n))
+		if n == "" || seen[n] || len(out) >= maxChainNames {
+			return
+		}
+		seen[n] = true
+		out = append(out, n)
+	}
+	for _, rr := range m.Answer {
+		switch rr := rr.(type) {
+		case *dns.CNAME:
+			add(rr.Hdr.Name)
+			add(rr.Target)
+		case *dns.DNAME:
+			add(rr.Target)
+		case *dns.SVCB:
+			add(rr.Target)
+		case *dns.HTTPS:
+			add(rr.Target)
+		}
+	}
+	return out
+}

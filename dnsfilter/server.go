@@ -1,0 +1,278 @@
+package dnsfilter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/miekg/dns"
+)
+
+// Server is the filtering DNS server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	chain   resolver
+	cache   *cacheResolver // nil when the cache is off
+	ups     *upstreamResolver
+	emitter Emitter
+	stats   counters
+
+	inflight atomic.Int64
+	// base is the parent of every query's context; Shutdown cancels it.
+	base   context.Context
+	cancel context.CancelFunc
+
+	pcs []net.PacketConn
+	ls  []net.Listener
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	servers  []*dns.Server
+	udpAddr  net.Addr
+	tcpAddr  net.Addr
+	serveErr chan error
+	wg       sync.WaitGroup
+}
+
+// udpReadSize is the largest request read over UDP; real queries are far
+// smaller, and anything bigger is not a query worth answering.
+const udpReadSize = 4096
+
+// New validates cfg and opts and builds the resolver chain. It reads
+// resolv.conf for the "system" upstream but binds nothing until Start.
+func New(cfg Config, opts Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dns config: %w", err)
+	}
+	if opts.Decider == nil {
+		return nil, errors.New("dnsfilter: Options.Decider is required")
+	}
+	if opts.Identifier == nil {
+		return nil, errors.New("dnsfilter: Options.Identifier is required (without it the server would be an open resolver)")
+	}
+	for name, addrs := range opts.Hosts {
+		if _, ok := dns.IsDomainName(name); !ok || name == "" {
+			return nil, fmt.Errorf("dnsfilter: hosts: %q is not a domain name", name)
+		}
+		for i, a := range addrs {
+			if !a.IsValid() {
+				return nil, fmt.Errorf("dnsfilter: hosts: %s: address %d is not set", name, i)
+			}
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "dns")
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	newID := opts.NewID
+	if newID == nil {
+		newID = uuid.NewString
+	}
+	resolvConf := opts.ResolvConf
+	if resolvConf == "" {
+		resolvConf = "/etc/resolv.conf"
+	}
+	ups, err := resolveUpstreams(cfg.Upstreams, resolvConf)
+	if err != nil {
+		return nil, fmt.Errorf("dns config: %w", err)
+	}
+
+	s := &Server{cfg: cfg, log: log, emitter: opts.Emitter, pcs: opts.PacketConns, ls: opts.Listeners}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	ev := &eventMaker{newID: newID, now: now, instance: opts.Instance}
+	localTTL := ttlSeconds(cfg.LocalTTL)
+
+	// Built from the last link up; chain.go explains the order.
+	s.ups = &upstreamResolver{ups: ups, timeout: cfg.UpstreamTimeout, udpSize: uint16(cfg.EDNSMaxSize), now: now, stats: &s.stats, log: log}
+	var next resolver = s.ups
+	if next, err = newCacheResolver(next, cfg.Cache, now, &s.stats); err != nil {
+		return nil, fmt.Errorf("dns cache: %w", err)
+	}
+	if c, ok := next.(*cacheResolver); ok {
+		s.cache = c
+	}
+	next = &safeSearchResolver{next: next, table: safeSearchTable(), vips: safeSearchVIPs(), ttl: localTTL, stats: &s.stats, log: log}
+	next = &rfc8482Resolver{next: next, stats: &s.stats}
+	next = &policyResolver{next: next, decider: opts.Decider, blocker: newBlocker(cfg.Block), ev: ev, stats: &s.stats}
+	next = &hostsResolver{next: next, hosts: normalizeHosts(opts.Hosts), ttl: localTTL, stats: &s.stats}
+	next = &specialResolver{next: next, names: specialNames(), ttl: localTTL, ev: ev, stats: &s.stats}
+	if next, err = newRateLimitResolver(next, cfg.RateLimit, &s.stats); err != nil {
+		return nil, fmt.Errorf("dns rate limit: %w", err)
+	}
+	s.chain = &clientNetResolver{next: next, identify: opts.Identifier, stats: &s.stats}
+	return s, nil
+}
+
+// Start binds UDP and TCP (or takes Options.PacketConns/Listeners) and
+// returns once every socket is being served. ctx bounds only the start-up;
+// the server runs until Shutdown.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.stopped {
+		return errors.New("dnsfilter: server already started or shut down (a Server runs once)")
+	}
+	pcs, ls := s.pcs, s.ls
+	if len(pcs) == 0 && len(ls) == 0 {
+		// Checked before binding too, so a loop is reported as such even
+		// when something else holds the port.
+		if err := s.checkLoop(s.cfg.Listen); err != nil {
+			return err
+		}
+		var err error
+		pcs, ls, err = listen(ctx, s.cfg.Listen, s.cfg.UDPSockets)
+		if err != nil {
+			return fmt.Errorf("dns listen %s: %w", s.cfg.Listen, err)
+		}
+	}
+	closeAll := func() {
+		for _, pc := range pcs {
+			_ = pc.Close()
+		}
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}
+	if len(pcs) > 0 {
+		s.udpAddr = pcs[0].LocalAddr()
+	}
+	if len(ls) > 0 {
+		s.tcpAddr = ls[0].Addr()
+	}
+	if err := s.checkLoop(addrString(s.udpAddr), addrString(s.tcpAddr)); err != nil {
+		closeAll()
+		return err
+	}
+
+	s.serveErr = make(chan error, len(pcs)+len(ls))
+	ready := make(chan struct{}, len(pcs)+len(ls))
+	notify := func() { ready <- struct{}{} }
+	for _, pc := range pcs {
+		s.servers = append(s.servers, &dns.Server{PacketConn: pc, Handler: s, UDPSize: udpReadSize, NotifyStartedFunc: notify})
+	}
+	for _, l := range ls {
+		s.servers = append(s.servers, &dns.Server{Listener: l, Handler: s, NotifyStartedFunc: notify})
+	}
+	for _, srv := range s.servers {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := srv.ActivateAndServe(); err != nil {
+				s.serveErr <- err
+			}
+		}()
+	}
+	s.started = true
+	for range s.servers {
+		select {
+		case <-ready:
+		case err := <-s.serveErr:
+			s.shutdownLocked(context.Background())
+			return fmt.Errorf("dns serve: %w", err)
+		case <-ctx.Done():
+			s.shutdownLocked(context.Background())
+			return fmt.Errorf("dns start: %w", ctx.Err())
+		}
+	}
+	s.log.Info("dns filter listening", "udp", addrString(s.udpAddr), "tcp", addrString(s.tcpAddr),
+		"udp_sockets", len(pcs), "upstreams", s.ups.upstreamAddrs())
+	return nil
+}
+
+// checkLoop refuses to forward to ourselves: with "system" on a host whose
+// resolv.conf points at this very address, every query would loop until it
+// timed out.
+func (s *Server) checkLoop(listening ...string) error {
+	for _, bound := range listening {
+		ap, err := netip.ParseAddrPort(bound)
+		if err != nil || ap.Port() == 0 {
+			continue
+		}
+		for _, u := range s.ups.ups {
+			up, err := netip.ParseAddrPort(u.addr)
+			if err != nil || up.Port() != ap.Port() {
+				continue
+			}
+			ip, bip := up.Addr().Unmap(), ap.Addr().Unmap()
+			if ip == bip || (bip.IsUnspecified() && (ip.IsLoopback() || ip.IsUnspecified())) {
+				return fmt.Errorf("dns: upstream %s is this server's own address %s (forwarding loop); configure upstreams explicitly", u, bound)
+			}
+		}
+	}
+	return nil
+}
+
+// Addr returns the bound UDP and TCP addresses (the real ports when Listen
+// asked for port 0; both share one port then). Nil before Start.
+func (s *Server) Addr() (udp, tcp net.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.udpAddr, s.tcpAddr
+}
+
+// Shutdown stops accepting queries and waits for those in flight until ctx
+// is done, then cancels them. Events of answered queries are still emitted.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdownLocked(ctx)
+}
+
+func (s *Server) shutdownLocked(ctx context.Context) error {
+	if s.stopped {
+		return nil
+	}
+	s.stopped = true
+	// When the grace period ends, in-flight queries are cancelled so the
+	// servers' handler wait can finish.
+	stop := context.AfterFunc(ctx, s.cancel)
+	defer stop()
+	var errs []error
+	for _, srv := range s.servers {
+		if err := srv.ShutdownContext(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("waiting for dns servers: %w", ctx.Err()))
+	}
+	return errors.Join(errs...)
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	st := s.stats.snapshot()
+	if s.cache != nil {
+		st.CacheEntries = s.cache.len()
+	}
+	return st
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
