@@ -120,12 +120,14 @@ type Input struct {
 // it, so that an event or a block page can say exactly which policy and
 // which lists were in force.
 type Decision struct {
-	Action     Action              `json:"action"`
-	Category   string              `json:"category,omitempty"`
-	Rule       string              `json:"rule,omitempty"`
-	Reason     string              `json:"reason,omitempty"`
-	Severity   Severity            `json:"severity,omitempty"`
-	Alert      bool                `json:"alert"`
+	Action   Action   `json:"action"`
+	Category string   `json:"category,omitempty"`
+	Rule     string   `json:"rule,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	Severity Severity `json:"severity,omitempty"`
+	Alert    bool     `json:"alert"`
+	// CacheTTL is how long the verdict may be reused; negative when the
+	// policy did not say (the cache's default applies), 0 for never.
 	CacheTTL   time.Duration       `json:"-"`
 	SafeSearch string              `json:"safesearch,omitempty"`
 	Categories map[string][]string `json:"categories,omitempty"`

@@ -1,0 +1,271 @@
+package verdict
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/aupguard/aupguard/categories"
+)
+
+// ListSource returns the category index in force; it changes on refresh.
+type ListSource interface {
+	Current() *categories.Index
+}
+
+// Options configure a Decider.
+type Options struct {
+	// DefaultGroups are given to a client with no identity; the design's
+	// default is the most protected group, learners.
+	DefaultGroups []string
+	// FailOpenGroups are the groups allowed through when the policy cannot
+	// be evaluated; everyone else is blocked (fail closed).
+	FailOpenGroups []string
+	// CacheSize bounds the in-process cache (entries); 0 disables it.
+	CacheSize int
+	// DefaultTTL applies when the policy gives no cache_ttl_s.
+	DefaultTTL time.Duration
+	// MaxTTL caps any policy-given TTL.
+	MaxTTL time.Duration
+	// Location is the time zone of input.time (the policy engine's).
+	Location *time.Location
+	// Shared is the optional second-level cache.
+	Shared SharedCache
+}
+
+// Stats are the decider's counters.
+type Stats struct {
+	Decisions   uint64 `json:"decisions"`
+	L1Hits      uint64 `json:"l1_hits"`
+	L2Hits      uint64 `json:"l2_hits"`
+	Evaluations uint64 `json:"evaluations"`
+	Collapsed   uint64 `json:"collapsed"`
+	Errors      uint64 `json:"errors"`
+	CacheLen    int    `json:"cache_entries"`
+}
+
+// Decider answers policy questions: it fills in the client's default
+// groups and the categories from the lists, then answers from the cache or
+// evaluates the policy, collapsing concurrent identical misses into one
+// evaluation. It never fails: when the policy cannot be evaluated the
+// answer is the fail-closed block, with the error recorded.
+type Decider struct {
+	policies PolicySource
+	lists    ListSource
+	opts     Options
+	cache    *memCache
+	group    singleflight.Group
+	plan     atomic.Pointer[planned]
+	bufs     sync.Pool
+
+	decisions, l1, l2, evals, collapsed, errs atomic.Uint64
+}
+
+type planned struct {
+	policy Policy
+	plan   *keyPlan
+}
+
+// NewDecider builds a Decider over a policy source and a list source.
+func NewDecider(p PolicySource, l ListSource, opts Options) *Decider {
+	if len(opts.DefaultGroups) == 0 {
+		opts.DefaultGroups = []string{"learners"}
+	}
+	if opts.DefaultTTL <= 0 {
+		opts.DefaultTTL = 5 * time.Minute
+	}
+	if opts.MaxTTL <= 0 {
+		opts.MaxTTL = time.Hour
+	}
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
+	d := &Decider{policies: p, lists: l, opts: opts}
+	if opts.CacheSize > 0 {
+		d.cache = newMemCache(opts.CacheSize)
+	}
+	d.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
+	return d
+}
+
+// Decide answers in. It completes in (default groups, time, categories),
+// so the caller can log or report exactly what was decided on.
+func (d *Decider) Decide(ctx context.Context, in *Input) Decision {
+	d.decisions.Add(1)
+	if len(in.Client.Groups) == 0 {
+		in.Client.Groups = d.opts.DefaultGroups
+	}
+	if in.Time.IsZero() {
+		in.Time = time.Now()
+	}
+	idx := d.lists.Current()
+	set := classify(idx, in)
+	pol := d.policies.Active()
+	pl := d.planFor(pol)
+
+	if d.cache == nil {
+		in.Categories = set.ByCategory()
+		return d.evaluate(ctx, pol, idx, in, "")
+	}
+
+	bp := d.bufs.Get().(*[]byte)
+	kc := keyCtx{cats: set.Key()}
+	if pl.needTime {
+		kc.t = in.Time.In(d.opts.Location)
+	}
+	*bp = pl.append((*bp)[:0], pol.Revision(), idx.Revision(), in, &kc)
+	key := string(*bp)
+	d.bufs.Put(bp)
+
+	now := time.Now()
+	if dec, ok := d.cache.get(key, now); ok {
+		d.l1.Add(1)
+		dec.Cached = "l1"
+		return dec
+	}
+	if d.opts.Shared != nil {
+		if dec, ok := d.opts.Shared.Get(ctx, key); ok {
+			d.l2.Add(1)
+			d.cache.add(key, dec, now.Add(d.ttl(dec)))
+			dec.Cached = "l2"
+			return dec
+		}
+	}
+	in.Categories = set.ByCategory()
+	v, _, shared := d.group.Do(key, func() (any, error) {
+		// The evaluation is shared by every caller waiting on this key, so
+		// one caller's cancellation must not fail the others.
+		dec := d.evaluate(context.WithoutCancel(ctx), pol, idx, in, key)
+		return dec, nil
+	})
+	if shared {
+		d.collapsed.Add(1)
+	}
+	return v.(Decision)
+}
+
+// Explain evaluates in without any cache, for `aupguard check`.
+func (d *Decider) Explain(ctx context.Context, in *Input) Decision {
+	if len(in.Client.Groups) == 0 {
+		in.Client.Groups = d.opts.DefaultGroups
+	}
+	if in.Time.IsZero() {
+		in.Time = time.Now()
+	}
+	idx := d.lists.Current()
+	in.Categories = classify(idx, in).ByCategory()
+	dec := d.evaluate(ctx, d.policies.Active(), idx, in, "")
+	dec.Categories = in.Categories
+	return dec
+}
+
+func (d *Decider) evaluate(ctx context.Context, pol Policy, idx *categories.Index, in *Input, key string) Decision {
+	d.evals.Add(1)
+	dec, err := pol.Evaluate(ctx, in)
+	dec.ListsRevision = idx.Revision()
+	if err != nil {
+		d.errs.Add(1)
+		return d.failDecision(pol, idx, in, err)
+	}
+	if key != "" {
+		if ttl := d.ttl(dec); ttl > 0 {
+			d.cache.add(key, dec, time.Now().Add(ttl))
+			if d.opts.Shared != nil {
+				d.opts.Shared.Set(ctx, key, dec, ttl)
+			}
+		}
+	}
+	return dec
+}
+
+// ttl is the policy's cache_ttl_s capped by MaxTTL, or DefaultTTL when the
+// policy gave none. A policy may say 0 to forbid caching.
+func (d *Decider) ttl(dec Decision) time.Duration {
+	if dec.CacheTTL < 0 {
+		return d.opts.DefaultTTL
+	}
+	return min(dec.CacheTTL, d.opts.MaxTTL)
+}
+
+// failDecision is the answer when the policy cannot be evaluated: block,
+// unless every one of the client's groups is configured to fail open.
+func (d *Decider) failDecision(pol Policy, idx *categories.Index, in *Input, err error) Decision {
+	dec := Decision{
+		Action:         ActionBlock,
+		Category:       "policy_error",
+		Rule:           "fail_closed",
+		Reason:         "The filtering policy could not be checked, so this request was blocked to keep you safe. Please tell the IT team.",
+		Severity:       SeverityMedium,
+		PolicyRevision: pol.Revision(),
+		ListsRevision:  idx.Revision(),
+		Error:          err.Error(),
+	}
+	if len(d.opts.FailOpenGroups) > 0 && len(in.Client.Groups) > 0 {
+		open := true
+		for _, g := range in.Client.Groups {
+			if !slices.Contains(d.opts.FailOpenGroups, g) {
+				open = false
+				break
+			}
+		}
+		if open {
+			dec.Action = ActionAllow
+			dec.Rule = "fail_open"
+			dec.Reason = ""
+		}
+	}
+	return dec
+}
+
+func (d *Decider) planFor(pol Policy) *keyPlan {
+	if p := d.plan.Load(); p != nil && p.policy == pol {
+		return p.plan
+	}
+	p := &planned{policy: pol, plan: newKeyPlan(pol.InputPaths())}
+	d.plan.Store(p)
+	return p.plan
+}
+
+// Purge empties the in-process cache. Keys carry revisions, so this only
+// frees memory held by verdicts of a replaced revision.
+func (d *Decider) Purge() {
+	if d.cache != nil {
+		d.cache.purge()
+	}
+}
+
+// Stats returns the counters.
+func (d *Decider) Stats() Stats {
+	s := Stats{
+		Decisions:   d.decisions.Load(),
+		L1Hits:      d.l1.Load(),
+		L2Hits:      d.l2.Load(),
+		Evaluations: d.evals.Load(),
+		Collapsed:   d.collapsed.Load(),
+		Errors:      d.errs.Load(),
+	}
+	if d.cache != nil {
+		s.CacheLen = d.cache.len()
+	}
+	return s
+}
+
+// classify looks the request's host (and path, for URL lists) up in the
+// lists. DNS queries have no path.
+func classify(idx *categories.Index, in *Input) categories.Set {
+	host := in.Request.Host
+	if host == "" && in.DNS != nil {
+		host = in.DNS.QName
+	}
+	if host == "" {
+		return categories.Set{}
+	}
+	if in.Request.Path != "" {
+		return idx.LookupURL(host, in.Request.Path)
+	}
+	return idx.Lookup(host)
+}

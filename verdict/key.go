@@ -1,0 +1,148 @@
+package verdict
+
+import (
+	"encoding/binary"
+	"strings"
+	"time"
+)
+
+// A keyField is one leaf of the input contract that can take part in a
+// cache key. The list mirrors the input document built by the rego
+// package: if a field is added there, it must be added here, or two
+// requests differing only in it could share a verdict.
+type keyField struct {
+	path   string
+	encode func(b []byte, in *Input, k *keyCtx) []byte
+}
+
+// keyCtx carries values computed once per decision for the key.
+type keyCtx struct {
+	cats string // categories.Set key
+	t    time.Time
+}
+
+var keyFields = []keyField{
+	{"source", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, string(in.Source)) }},
+	{"phase", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, string(in.Phase)) }},
+	{"client.ip", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Client.IP) }},
+	{"client.user", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Client.User) }},
+	{"client.groups", func(b []byte, in *Input, _ *keyCtx) []byte {
+		b = binary.AppendUvarint(b, uint64(len(in.Client.Groups)))
+		for _, g := range in.Client.Groups {
+			b = appendStr(b, g)
+		}
+		return b
+	}},
+	{"request.method", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.Method) }},
+	{"request.scheme", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.Scheme) }},
+	{"request.host", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.Host) }},
+	{"request.port", func(b []byte, in *Input, _ *keyCtx) []byte { return binary.AppendVarint(b, int64(in.Request.Port)) }},
+	{"request.path", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.Path) }},
+	{"request.query", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.Query) }},
+	{"request.content_type", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.ContentType) }},
+	{"request.content_length", func(b []byte, in *Input, _ *keyCtx) []byte {
+		// Present in the input only with a method and a known length.
+		if in.Request.Method == "" || in.Request.ContentLength < 0 {
+			return append(b, 0)
+		}
+		return binary.AppendVarint(append(b, 1), in.Request.ContentLength)
+	}},
+	{"response.status", func(b []byte, in *Input, _ *keyCtx) []byte {
+		if in.Response == nil {
+			return append(b, 0)
+		}
+		return binary.AppendVarint(append(b, 1), int64(in.Response.Status))
+	}},
+	{"response.content_type", func(b []byte, in *Input, _ *keyCtx) []byte {
+		if in.Response == nil {
+			return append(b, 0)
+		}
+		return appendStr(append(b, 1), in.Response.ContentType)
+	}},
+	{"response.filename", func(b []byte, in *Input, _ *keyCtx) []byte {
+		if in.Response == nil {
+			return append(b, 0)
+		}
+		return appendStr(append(b, 1), in.Response.Filename)
+	}},
+	{"dns.qname", func(b []byte, in *Input, _ *keyCtx) []byte {
+		if in.DNS == nil {
+			return append(b, 0)
+		}
+		return appendStr(append(b, 1), in.DNS.QName)
+	}},
+	{"dns.qtype", func(b []byte, in *Input, _ *keyCtx) []byte {
+		if in.DNS == nil {
+			return append(b, 0)
+		}
+		return appendStr(append(b, 1), in.DNS.QType)
+	}},
+	{"categories", func(b []byte, _ *Input, k *keyCtx) []byte { return appendStr(b, k.cats) }},
+	{"time.weekday", func(b []byte, _ *Input, k *keyCtx) []byte { return append(b, byte(k.t.Weekday())) }},
+	{"time.hour", func(b []byte, _ *Input, k *keyCtx) []byte { return append(b, byte(k.t.Hour())) }},
+	{"time.date", func(b []byte, _ *Input, k *keyCtx) []byte {
+		y, m, d := k.t.Date()
+		return append(binary.AppendUvarint(b, uint64(y)), byte(m), byte(d))
+	}},
+}
+
+// keyPlan is the subset of keyFields a policy revision reads.
+type keyPlan struct {
+	fields   []keyField
+	needTime bool
+}
+
+// newKeyPlan selects the fields a policy reads. paths nil means the policy
+// reads the whole input, so every field takes part. A field takes part
+// when a read path is a prefix of it (input.request reads every request
+// field) or it is a prefix of a read path (input.categories.gambling needs
+// the whole categories set).
+func newKeyPlan(paths [][]string) *keyPlan {
+	kp := &keyPlan{}
+	for _, f := range keyFields {
+		if paths == nil || reads(paths, f.path) {
+			kp.fields = append(kp.fields, f)
+			if strings.HasPrefix(f.path, "time.") {
+				kp.needTime = true
+			}
+		}
+	}
+	return kp
+}
+
+func reads(paths [][]string, field string) bool {
+	fp := strings.Split(field, ".")
+	for _, p := range paths {
+		n := min(len(p), len(fp))
+		match := true
+		for i := 0; i < n; i++ {
+			if p[i] != fp[i] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
+// append writes the key for in. Revisions come first so no verdict of
+// another policy or list revision can ever match.
+func (kp *keyPlan) append(b []byte, policyRev, listsRev string, in *Input, k *keyCtx) []byte {
+	b = appendStr(b, policyRev)
+	b = appendStr(b, listsRev)
+	for i, f := range kp.fields {
+		b = append(b, byte(i))
+		b = f.encode(b, in, k)
+	}
+	return b
+}
+
+// appendStr length-prefixes s so that no two field sequences can encode
+// to the same bytes.
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
