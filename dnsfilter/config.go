@@ -76,8 +76,12 @@ type CacheConfig struct {
 
 // BlockConfig says how blocked queries are answered.
 type BlockConfig struct {
-	Answer BlockAnswer   `yaml:"answer"`
-	TTL    time.Duration `yaml:"ttl"`
+	// Answer is what a blocked query gets: zero (0.0.0.0 and ::), nxdomain
+	// (with an SOA), refused, or address (the block page's addresses);
+	// always with Extended DNS Error 15 (Blocked).
+	Answer BlockAnswer `yaml:"answer"`
+	// TTL of block answers: short, so an unblock takes effect quickly.
+	TTL time.Duration `yaml:"ttl"`
 	// Addresses are the block page's IPv4 and IPv6 addresses, for
 	// answer: address.
 	Addresses []string `yaml:"addresses"`

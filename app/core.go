@@ -1,0 +1,67 @@
+// Package app assembles aupguard's components from a configuration: the
+// decision core (lists, policy engine, verdict cache) used by every
+// command, and the enforcement points that `aupguard serve` runs.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/aupguard/aupguard/categories"
+	"github.com/aupguard/aupguard/config"
+	"github.com/aupguard/aupguard/policies"
+	"github.com/aupguard/aupguard/rego"
+	"github.com/aupguard/aupguard/verdict"
+)
+
+// Core is the decision core: the category lists, the policy engine and
+// the decider in front of them.
+type Core struct {
+	Lists   *categories.Manager
+	Engine  *rego.Engine
+	Decider *verdict.Decider
+}
+
+// NewCore loads the lists and the policies named by cfg and builds the
+// decider. With live set (serve), the lists keep refreshing in the
+// background until ctx is done; otherwise they are loaded once.
+func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, live bool) (*Core, error) {
+	loc, err := cfg.Location()
+	if err != nil {
+		return nil, err
+	}
+	lists, err := categories.NewManager(cfg.Lists, log)
+	if err != nil {
+		return nil, fmt.Errorf("lists: %w", err)
+	}
+	if live {
+		err = lists.Start(ctx)
+	} else {
+		err = lists.Reload(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lists: %w", err)
+	}
+	var builtin = policies.FS
+	opts := rego.Options{Dir: cfg.Policy.Dir, Location: loc, Logger: log}
+	if cfg.Policy.Builtin {
+		opts.Builtin = builtin
+	}
+	eng, err := rego.New(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	dec := verdict.NewDecider(eng, lists, verdict.Options{
+		DefaultGroups:  cfg.Policy.DefaultGroups,
+		FailOpenGroups: cfg.Policy.FailOpenGroups,
+		CacheSize:      cfg.Cache.Size,
+		DefaultTTL:     cfg.Cache.DefaultTTL,
+		MaxTTL:         cfg.Cache.MaxTTL,
+		Location:       loc,
+	})
+	// Keys carry the revisions, so old verdicts can never answer; purging
+	// just returns their memory promptly.
+	eng.OnActivate(func(*rego.Policy) { dec.Purge() })
+	return &Core{Lists: lists, Engine: eng, Decider: dec}, nil
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type cmdResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCmd(t *testing.T, stdin string, args ...string) cmdResult {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return cmdResult{code, out.String(), errb.String()}
+}
+
+func decodeOne(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, s)
+	}
+	return m
+}
+
+// The commands the decision-core issue names, with their verdicts.
+func TestCheckExamples(t *testing.T) {
+	cases := []struct {
+		args     []string
+		code     int
+		action   string
+		category string
+		rule     string
+	}{
+		{[]string{"https://www.pokerstars.com/"}, exitBlock, "block", "gambling", "gambling"},
+		{[]string{"--phase", "request", "--method", "POST", "https://www.facebook.com/share"}, exitBlock, "block", "social", "social_publish_unapproved"},
+		{[]string{"--group", "approved-publishers", "--phase", "request", "--method", "POST", "https://www.facebook.com/share"}, exitOK, "allow", "", ""},
+		{[]string{"https://www.bbc.co.uk/news"}, exitOK, "allow", "", ""},
+		{[]string{"magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&dn=film"}, exitBlock, "block", "piracy", ""},
+		{[]string{"http://downloads.example.org/films/film.torrent"}, exitBlock, "block", "piracy", ""},
+		{[]string{"--phase", "response", "--content-type", "application/x-bittorrent", "http://files.example.org/get?id=1"}, exitBlock, "block", "piracy", ""},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := runCmd(t, "", append([]string{"check"}, tc.args...)...)
+			if r.code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tc.code, r.stdout, r.stderr)
+			}
+			m := decodeOne(t, r.stdout)
+			if m["action"] != tc.action {
+				t.Fatalf("action %v, want %s: %s", m["action"], tc.action, r.stdout)
+			}
+			if tc.category != "" && m["category"] != tc.category {
+				t.Fatalf("category %v, want %s", m["category"], tc.category)
+			}
+			if tc.rule != "" && m["rule"] != tc.rule {
+				t.Fatalf("rule %v, want %s", m["rule"], tc.rule)
+			}
+			for _, k := range []string{"policy_revision", "lists_revision", "severity", "alert"} {
+				if _, ok := m[k]; !ok {
+					t.Fatalf("output lacks %q: %s", k, r.stdout)
+				}
+			}
+			if tc.action == "block" && m["reason"] == "" {
+				t.Fatal("a block without a reason")
+			}
+		})
+	}
+}
+
+func TestCheckShowsMatchedCategoriesWithSources(t *testing.T) {
+	r := runCmd(t, "", "check", "https://www.pokerstars.com/")
+	m := decodeOne(t, r.stdout)
+	cats, _ := m["categories"].(map[string]any)
+	srcs, _ := cats["gambling"].([]any)
+	if len(srcs) == 0 || !strings.HasPrefix(fmt.Sprint(srcs[0]), "ut1:") {
+		t.Fatalf("categories = %v", m["categories"])
+	}
+}
+
+func TestCheckManyKeepsOrderAndFlagsBadLines(t *testing.T) {
+	in := "https://www.pokerstars.com/\n# comment\n\nwww.bbc.co.uk\nhttp://exa mple.com/\nhttps://www.bbc.co.uk/news\n"
+	r := runCmd(t, in, "check", "-")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d lines:\n%s", len(lines), r.stdout)
+	}
+	want := []struct{ input, action string }{
+		{"https://www.pokerstars.com/", "block"},
+		{"www.bbc.co.uk", "allow"},
+		{"http://exa mple.com/", ""},
+		{"https://www.bbc.co.uk/news", "allow"},
+	}
+	for i, w := range want {
+		m := decodeOne(t, lines[i])
+		if m["input"] != w.input {
+			t.Fatalf("line %d is %v, want %s (order lost)", i, m["input"], w.input)
+		}
+		if w.action == "" {
+			if m["error"] == nil {
+				t.Fatalf("line %d: bad input without an error: %s", i, lines[i])
+			}
+			continue
+		}
+		if m["action"] != w.action {
+			t.Fatalf("line %d: %v", i, lines[i])
+		}
+	}
+	if r.code != exitUsage || !strings.Contains(r.stderr, "4 checked, 1 blocked, 1 invalid") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestCheckManyHandlesALargeList(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large list in -short mode")
+	}
+	var b strings.Builder
+	const n = 20000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "https://host%d.example.org/page%d\n", i, i)
+	}
+	r := runCmd(t, b.String(), "check", "-")
+	if got := strings.Count(r.stdout, "\n"); got != n {
+		t.Fatalf("%d output lines for %d inputs", got, n)
+	}
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestCheckUsageAndConfigErrors(t *testing.T) {
+	if r := runCmd(t, "", "check"); r.code != exitUsage {
+		t.Fatalf("no target: exit %d", r.code)
+	}
+	if r := runCmd(t, "", "check", "--phase", "sideways", "https://a.example/"); r.code != exitUsage {
+		t.Fatalf("bad phase: exit %d", r.code)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("cache:\n  sise: 1\n"), 0o644)
+	r := runCmd(t, "", "check", "--config", bad, "https://a.example/")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "bad.yaml:2") {
+		t.Fatalf("bad config: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestPolicyTestBuiltin(t *testing.T) {
+	r := runCmd(t, "", "policy", "test")
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	last := strings.TrimSpace(r.stdout[strings.LastIndex(strings.TrimSpace(r.stdout), "\n")+1:])
+	var passed, failed int
+	if _, err := fmt.Sscanf(last, "%d passed, %d failed", &passed, &failed); err != nil || passed == 0 || failed != 0 {
+		t.Fatalf("last line %q", last)
+	}
+}
+
+func TestPolicyTestReportsFailuresWithLocation(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "extra_test.rego"), []byte(`package aupguard_extra_test
+
+import data.aupguard
+
+test_bbc_is_blocked if {
+	aupguard.decision.action == "block" with input as {"categories": {}, "request": {"host": "www.bbc.co.uk"}}
+}
+`), 0o644)
+	r := runCmd(t, "", "policy", "test", dir)
+	if r.code != exitBlock {
+		t.Fatalf("exit %d\n%s", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stdout, "FAIL") || !strings.Contains(r.stdout, "extra_test.rego:5") || !strings.Contains(r.stdout, ", 1 failed") {
+		t.Fatalf("output:\n%s", r.stdout)
+	}
+}
+
+func TestPolicyTestBrokenRegoNamesFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package aupguard\n\nbroken if {\n"), 0o644)
+	r := runCmd(t, "", "policy", "test", dir)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "broken.rego:") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestListsStats(t *testing.T) {
+	r := runCmd(t, "", "lists", "stats")
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, w := range []string{"ut1:gambling", "sinfonietta-pornography", "blocklistproject-piracy", "lists revision"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Fatalf("stats lack %q:\n%s", w, r.stdout)
+		}
+	}
+}

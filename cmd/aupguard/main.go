@@ -1,0 +1,79 @@
+// Command aupguard enforces a training provider's Acceptable Use Policy on
+// its learner network: a filtering forward proxy and DNS filter that ask
+// Rego policies about every request.
+//
+//	aupguard serve        [--config F]               run the proxy and DNS filter
+//	aupguard check        [flags] URL|host|-         explain the verdict for a request
+//	aupguard policy test  [DIR]                      run the policies' Rego unit tests
+//	aupguard lists stats  [--config F]               per-category counts per list source
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes shared by the commands: check uses 0 for allow and 1 for
+// block; 2 is always a usage or configuration problem.
+const (
+	exitOK    = 0
+	exitBlock = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: aupguard <command> [flags]
+
+commands:
+  serve        run the filtering proxy and DNS filter (built-in defaults without --config)
+  check        print the policy decision for a URL, host or "-" (one per line on stdin)
+  policy test  run the Rego unit tests of the built-in policies, or of DIR
+  lists stats  print per-category entry counts per list source
+  version      print the version
+
+Run "aupguard <command> -h" for a command's flags.
+`
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(ctx, args[1:], stderr)
+	case "check":
+		return cmdCheck(ctx, args[1:], stdin, stdout, stderr)
+	case "policy":
+		if len(args) < 2 || args[1] != "test" {
+			fmt.Fprintln(stderr, "usage: aupguard policy test [DIR]")
+			return exitUsage
+		}
+		return cmdPolicyTest(ctx, args[2:], stdout, stderr)
+	case "lists":
+		if len(args) < 2 || args[1] != "stats" {
+			fmt.Fprintln(stderr, "usage: aupguard lists stats [--config F]")
+			return exitUsage
+		}
+		return cmdListsStats(ctx, args[2:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "aupguard", version())
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "aupguard: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}
