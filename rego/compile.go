@@ -173,7 +173,9 @@ func prepare(ctx context.Context, files Files, query string, opts Options) (*Pol
 			return nil, fmt.Errorf("policy tests: %d passed, %d failed:\n  %s", rep.Passed, rep.Failed, strings.Join(fails, "\n  "))
 		}
 	}
-	store := inmem.NewFromObject(l.data)
+	// AST values on read spare a JSON-to-AST conversion of data on every
+	// evaluation that reads data.aupguard.
+	store := inmem.NewFromObjectWithOpts(l.data, inmem.OptReturnASTValuesOnRead(true))
 	pq, err := rego.New(
 		rego.Query(query),
 		rego.Compiler(c),

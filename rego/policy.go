@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/aupguard/aupguard/verdict"
 )
@@ -39,7 +40,14 @@ func (p *Policy) Activated() time.Time { return p.activated }
 // Evaluate runs the prepared query on in. An error means no trustworthy
 // decision exists: the caller applies its fail-closed default.
 func (p *Policy) Evaluate(ctx context.Context, in *verdict.Input) (verdict.Decision, error) {
-	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(InputValue(in, p.location)))
+	// An external cancel spares OPA a watcher goroutine per evaluation;
+	// the decider's contexts usually cannot be cancelled at all.
+	c := topdown.NewCancel()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, c.Cancel)
+		defer stop()
+	}
+	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(InputValue(in, p.location)), rego.EvalExternalCancel(c))
 	if err != nil {
 		return verdict.Decision{}, fmt.Errorf("evaluate %s: %w", p.queryText, describe(err))
 	}
