@@ -205,6 +205,26 @@ func TestServeWebhookDownThenUpAcrossRestart(t *testing.T) {
 	if code := s1.stop(t); code != exitOK {
 		t.Fatalf("first run exit %d:\n%s", code, s1.logs.String())
 	}
+	// Each block page's reference is an event in the spool on disk.
+	spooled := map[string]bool{}
+	files, _ := filepath.Glob(filepath.Join(dataDir, "events", "*.jsonl"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var e events.Event
+			if line != "" && json.Unmarshal([]byte(line), &e) == nil {
+				spooled[e.ID] = true
+			}
+		}
+	}
+	for _, ref := range refs {
+		if !spooled[ref] {
+			t.Fatalf("reference %s is not in the spool (%d spooled)", ref, len(spooled))
+		}
+	}
 	s2 := startServe(t, cfg)
 	block(s2, 3)
 	mu.Lock()
