@@ -15,5 +15,5 @@ import "embed"
 // fail is never activated), and an admin's policy directory overlays it file
 // by file.
 //
-//go:embed *.rego data.yaml
+//go:embed *.rego *.yaml
 var FS embed.FS

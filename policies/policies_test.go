@@ -21,7 +21,7 @@ import (
 )
 
 // loadPolicies loads every embedded file the way an engine would: .rego files
-// as modules (tests included), data.yaml as the data document.
+// as modules (tests included), the YAML files as data documents.
 func loadPolicies(t testing.TB) (map[string]*ast.Module, storage.Store) {
 	t.Helper()
 	res, err := loader.NewFileLoader().

@@ -16,6 +16,11 @@ jsmith := {"ip": "10.1.2.41", "user": "jsmith", "groups": ["learners"]}
 
 jsmith_facebook := [{"user": "jsmith", "platforms": ["facebook"], "expires": "2026-12-31"}]
 
+# The tests bring their own approvals, so that an admin who replaces
+# approvals.yaml keeps these tests passing; this one mirrors the shipped
+# example.
+example_approval := [{"group": "approved-publishers", "platforms": ["*"], "expires": "2027-08-31"}]
+
 test_learner_post_blocked if {
 	d := aupguard.decision with input as post(learner, "www.facebook.com", "2026-11-25")
 	d.action == "block"
@@ -34,7 +39,7 @@ test_learner_put_and_patch_blocked if {
 # A chunked upload has a content type but no length.
 test_learner_chunked_upload_blocked if {
 	p := post(learner, "www.facebook.com", "2026-11-25")
-	d := aupguard.decision with input as json.remove(p, ["request/content_length"])
+	d := aupguard.decision with input as json.remove(p, ["request/content_length"]) with data.aupguard.approvals as example_approval
 	d.rule == "social_publish_unapproved"
 }
 
@@ -60,7 +65,7 @@ test_learner_empty_post_allowed if {
 # An unknown length is a possible body: never waved through.
 test_learner_post_of_unknown_length_blocked if {
 	p := post(learner, "www.facebook.com", "2026-11-25")
-	d := aupguard.decision with input as json.remove(p, ["request/content_length", "request/content_type"])
+	d := aupguard.decision with input as json.remove(p, ["request/content_length", "request/content_type"]) with data.aupguard.approvals as example_approval
 	d.rule == "social_publish_unapproved"
 }
 
@@ -85,33 +90,33 @@ test_learner_connect_intercepted if {
 	d.alert == false
 }
 
-# The shipped example approval: group approved-publishers, every platform,
-# until 2027-08-31 inclusive.
+# An approval for group approved-publishers, every platform, until
+# 2027-08-31 inclusive (the shipped example's shape).
 test_approved_publisher_post_allowed if {
-	d := aupguard.decision with input as post(publisher, "www.facebook.com", "2026-11-25")
+	d := aupguard.decision with input as post(publisher, "www.facebook.com", "2026-11-25") with data.aupguard.approvals as example_approval
 	d.action == "allow"
 }
 
 test_approved_publisher_post_allowed_on_expiry_date if {
-	d := aupguard.decision with input as post(publisher, "www.linkedin.com", "2027-08-31")
+	d := aupguard.decision with input as post(publisher, "www.linkedin.com", "2027-08-31") with data.aupguard.approvals as example_approval
 	d.action == "allow"
 }
 
 test_approved_publisher_post_blocked_after_expiry if {
-	d := aupguard.decision with input as post(publisher, "www.facebook.com", "2027-09-01")
+	d := aupguard.decision with input as post(publisher, "www.facebook.com", "2027-09-01") with data.aupguard.approvals as example_approval
 	d.action == "block"
 	d.rule == "social_publish_unapproved"
 }
 
 test_approved_publisher_not_intercepted if {
-	d := aupguard.decision with input as connect(publisher, "www.facebook.com", social)
+	d := aupguard.decision with input as connect(publisher, "www.facebook.com", social) with data.aupguard.approvals as example_approval
 	d.action == "allow"
 }
 
 # Without a date no approval can be checked, so none applies.
 test_approval_needs_a_date if {
 	p := post(publisher, "www.facebook.com", "2026-11-25")
-	d := aupguard.decision with input as json.remove(p, ["time/date"])
+	d := aupguard.decision with input as json.remove(p, ["time/date"]) with data.aupguard.approvals as example_approval
 	d.action == "block"
 }
 
@@ -167,6 +172,6 @@ test_user_approval_expired_blocked if {
 # Social publishing ranks below anything serious on the same host.
 test_social_host_in_adult_list_blocked_as_adult if {
 	p := post(publisher, "x.example", "2026-11-25")
-	d := aupguard.decision with input as json.patch(p, [{"op": "add", "path": "/categories/adult", "value": ["a"]}])
+	d := aupguard.decision with input as json.patch(p, [{"op": "add", "path": "/categories/adult", "value": ["a"]}]) with data.aupguard.approvals as example_approval
 	d.rule == "adult"
 }

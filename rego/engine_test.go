@@ -2,6 +2,7 @@ package rego
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aupguard/aupguard/policies"
 	"github.com/aupguard/aupguard/verdict"
 )
 
@@ -250,4 +252,41 @@ default decision := {"action": "allow"}
 	if e2.Current().InputPaths() != nil {
 		t.Fatal("a policy reading the whole input must report nil (all paths)")
 	}
+}
+
+func TestOverlayApprovalsFileKeepsOtherBuiltinData(t *testing.T) {
+	// An admin grants approvals by supplying approvals.yaml alone; the
+	// built-in groups, platforms and schedule stay in force.
+	odir := t.TempDir()
+	writeFiles(t, odir, map[string]string{"approvals.yaml": "aupguard:\n  approvals:\n    - user: jsmith\n      platforms: [facebook]\n      expires: \"2099-12-31\"\n"})
+	e, err := New(context.Background(), Options{Builtin: policiesFS(t), Dir: odir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(user string, groups ...string) verdict.Decision {
+		d, err := e.Current().Evaluate(context.Background(), &verdict.Input{
+			Phase: verdict.PhaseRequest, Client: verdict.Client{User: user, Groups: groups},
+			Request:    verdict.Request{Method: "POST", Host: "www.facebook.com", Path: "/share", ContentLength: 10},
+			Categories: map[string][]string{"social": {"test"}},
+			Time:       time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := post("jsmith", "learners"); d.Action != verdict.ActionAllow {
+		t.Fatalf("approved user: %+v", d)
+	}
+	if d := post("other", "approved-publishers"); d.Action != verdict.ActionBlock {
+		t.Fatalf("the built-in example approval should be replaced: %+v", d)
+	}
+	if d := post("staffer", "staff"); d.Action != verdict.ActionAllow {
+		t.Fatalf("built-in group data lost: %+v", d)
+	}
+}
+
+func policiesFS(t *testing.T) fs.FS {
+	t.Helper()
+	return policies.FS
 }
