@@ -24,9 +24,10 @@ type Core struct {
 }
 
 // NewCore loads the lists and the policies named by cfg and builds the
-// decider. With live set (serve), the lists keep refreshing in the
-// background until ctx is done; otherwise they are loaded once.
-func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, live bool) (*Core, error) {
+// decider, with shared (may be nil) as its second-level cache. With live
+// set (serve), the lists keep refreshing in the background until ctx is
+// done; otherwise they are loaded once.
+func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, live bool, shared verdict.SharedCache) (*Core, error) {
 	loc, err := cfg.Location()
 	if err != nil {
 		return nil, err
@@ -59,6 +60,7 @@ func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, live boo
 		DefaultTTL:     cfg.Cache.DefaultTTL,
 		MaxTTL:         cfg.Cache.MaxTTL,
 		Location:       loc,
+		Shared:         shared,
 	})
 	// Keys carry the revisions, so old verdicts can never answer; purging
 	// just returns their memory promptly.

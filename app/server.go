@@ -13,12 +13,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aupguard/aupguard/categories"
 	"github.com/aupguard/aupguard/config"
 	"github.com/aupguard/aupguard/console"
 	"github.com/aupguard/aupguard/dnsfilter"
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/identity"
 	"github.com/aupguard/aupguard/proxy"
+	"github.com/aupguard/aupguard/redisstore"
+	"github.com/aupguard/aupguard/rego"
+	"github.com/aupguard/aupguard/verdict"
 )
 
 // Server is a running aupguard: the decision core, the event pipeline, the
@@ -31,6 +35,9 @@ type Server struct {
 	Identity *identity.Identity
 	Proxy    *proxy.Server
 	DNS      *dnsfilter.Server
+	// Redis is the shared store; nil when redis.enabled is off.
+	Redis  *redisstore.Store
+	fanout *redisstore.Fanout
 
 	admin   *http.Server
 	adminLn net.Listener
@@ -46,13 +53,29 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 	bgctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.bgCancel = cancel
 	ok := false
+	var err error
 	defer func() {
 		if !ok {
 			cancel()
+			if s.Redis != nil {
+				s.Redis.Close()
+			}
 		}
 	}()
 
-	core, err := NewCore(bgctx, cfg, log, true)
+	var shared verdict.SharedCache
+	if cfg.Redis.Enabled {
+		// Redis being down is not an error here: everything works in
+		// process and catches up when it is back.
+		s.Redis, err = redisstore.New(cfg.Redis, redisstore.Options{Logger: log, Instance: cfg.InstanceName()})
+		if err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		if vc := s.Redis.VerdictCache(); vc != nil {
+			shared = vc
+		}
+	}
+	core, err := NewCore(bgctx, cfg, log, true, shared)
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +84,9 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 	s.Events, err = events.New(cfg.Events, cfg.InstanceName(), log)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
+	}
+	if err := s.wireRedis(); err != nil {
+		return nil, err
 	}
 	s.Identity, err = identity.New(cfg.Identity, identity.Options{Logger: log})
 	if err != nil {
@@ -77,7 +103,10 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 			hosts[name] = append(hosts[name], netip.MustParseAddr(a))
 		}
 	}
-	protected := []string{cfg.Admin.Listen}
+	var protected []string
+	if cfg.Admin.Listen != "" {
+		protected = append(protected, cfg.Admin.Listen)
+	}
 	if cfg.DNS.Enabled {
 		protected = append(protected, cfg.DNS.Listen)
 	}
@@ -112,6 +141,48 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 	return s, nil
 }
 
+// wireRedis attaches the shared store to the event pipeline (stream sink,
+// shared alert de-duplication) and sets up the reload fan-out.
+func (s *Server) wireRedis() error {
+	if s.Redis == nil {
+		return nil
+	}
+	if sink := s.Redis.StreamSink(); sink != nil {
+		if err := s.Events.AddSink(sink); err != nil {
+			return fmt.Errorf("redis stream: %w", err)
+		}
+	}
+	if d := s.Redis.Deduper(); d != nil && s.cfg.Events.Alerts.Webhook.Enabled() {
+		if err := s.Events.SetDeduper(d); err != nil {
+			return fmt.Errorf("redis dedupe: %w", err)
+		}
+	}
+	if !s.cfg.Redis.Fanout.Enabled {
+		return nil
+	}
+	eng, lists := s.Core.Engine, s.Core.Lists
+	fan, err := s.Redis.NewFanout(
+		&redisstore.Target{
+			Revision: func() string { return eng.Current().Revision() },
+			Reload: func(ctx context.Context) error {
+				_, err := eng.Reload(ctx, "fanout")
+				return err
+			},
+		},
+		&redisstore.Target{
+			Revision: func() string { return lists.Current().Revision() },
+			Reload:   lists.Reload,
+		},
+	)
+	if err != nil {
+		return fmt.Errorf("redis fanout: %w", err)
+	}
+	eng.OnActivate(func(p *rego.Policy) { fan.Announce(redisstore.KindPolicy, p.Revision()) })
+	lists.OnChange(func(ix *categories.Index) { fan.Announce(redisstore.KindLists, ix.Revision()) })
+	s.fanout = fan
+	return nil
+}
+
 // Start opens the spool, starts the background loops (list refresh,
 // policy and credential watchers, event delivery) and binds the listeners.
 func (s *Server) Start(ctx context.Context) error {
@@ -126,6 +197,13 @@ func (s *Server) Start(ctx context.Context) error {
 		s.goBackground(func() {
 			if err := s.Core.Engine.Watch(bgctx); err != nil {
 				s.log.Error("policy watcher stopped", "error", err)
+			}
+		})
+	}
+	if s.fanout != nil {
+		s.goBackground(func() {
+			if err := s.fanout.Run(bgctx); err != nil && bgctx.Err() == nil {
+				s.log.Error("redis fan-out stopped", "error", err)
 			}
 		})
 	}
@@ -176,12 +254,17 @@ func (s *Server) startAdmin() error {
 	if s.DNS != nil {
 		stats["dns"] = func() any { return s.DNS.Stats() }
 	}
+	collectors := []prometheus.Collector{s.Events.Collector()}
+	if s.Redis != nil {
+		stats["redis"] = func() any { return s.Redis.Stats() }
+		collectors = append(collectors, s.Redis.Collector())
+	}
 	h, err := console.Handler(console.Deps{
 		Policy:     s.Core.Engine,
 		Lists:      s.Core.Lists,
 		Stats:      stats,
 		Metrics:    []string{"decider", "proxy", "dns"},
-		Collectors: []prometheus.Collector{s.Events.Collector()},
+		Collectors: collectors,
 		Ready:      s.ready,
 		Started:    s.started,
 	})
@@ -257,5 +340,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.bgCancel()
 	s.bg.Wait()
+	if s.Redis != nil {
+		if err := s.Redis.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("redis: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/identity"
 	"github.com/aupguard/aupguard/proxy"
+	"github.com/aupguard/aupguard/redisstore"
 )
 
 // Config is the whole configuration. See docs/config.md for every key.
@@ -36,6 +37,7 @@ type Config struct {
 	Proxy    proxy.Config      `yaml:"proxy"`
 	DNS      DNS               `yaml:"dns"`
 	Events   events.Config     `yaml:"events"`
+	Redis    redisstore.Config `yaml:"redis"`
 	// Hosts overrides name resolution for the proxy and the DNS filter:
 	// name → addresses. Entries of HostsFile are added, Hosts wins.
 	Hosts map[string][]string `yaml:"hosts"`
@@ -118,6 +120,7 @@ func Default() *Config {
 		Proxy:    proxy.DefaultConfig(),
 		DNS:      DNS{Enabled: true, Config: dnsfilter.DefaultConfig()},
 		Events:   ev,
+		Redis:    redisstore.DefaultConfig(),
 		Admin:    Admin{Listen: "127.0.0.1:9090"},
 	}
 }
@@ -203,6 +206,7 @@ func (c *Config) Validate() error {
 		add(field.Prefix("dns", c.DNS.Config.Validate()))
 	}
 	add(field.Prefix("events", c.Events.Validate()))
+	add(field.Prefix("redis", c.Redis.Validate()))
 	return errors.Join(errs...)
 }
 

@@ -106,7 +106,7 @@ func cmdCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	// check prints JSON on stdout; only warnings go to stderr.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	core, err := app.NewCore(ctx, cfg, log, false)
+	core, err := app.NewCore(ctx, cfg, log, false, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return exitUsage

@@ -11,8 +11,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/aupguard/aupguard/app"
 	"github.com/aupguard/aupguard/config"
+	"github.com/aupguard/aupguard/redisstore"
 )
 
 // drainTimeout bounds how long SIGTERM waits for requests and tunnels in
@@ -35,6 +38,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := newLogger(cfg, stderr)
+	// go-redis logs failed dials itself; route them through slog.
+	redis.SetLogger(redisstore.LibraryLogger{Logger: log})
 	srv, err := app.NewServer(ctx, cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err)
