@@ -72,7 +72,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, field.Errorf("networks", "must list at least one client network (for example 10.0.0.0/8); an empty list would refuse every client"))
 	}
 	for i, n := range c.Networks {
-		if _, err := parsePrefix(n); err != nil {
+		if _, err := ParsePrefix(n); err != nil {
 			errs = append(errs, field.Errorf(fmt.Sprintf("networks[%d]", i), "%v", err))
 		}
 	}
@@ -83,7 +83,7 @@ func (c *Config) Validate() error {
 	slices.Sort(keys)
 	seen := map[netip.Prefix]string{}
 	for _, k := range keys {
-		p, err := parsePrefix(k)
+		p, err := ParsePrefix(k)
 		if err != nil {
 			errs = append(errs, field.Errorf("groups."+k, "%v", err))
 			continue
@@ -130,9 +130,11 @@ func (a *AuthConfig) validate() []error {
 	return errs
 }
 
-// parsePrefix accepts a CIDR or a single address (a /32 or /128) and
-// normalises it, so that 10.1.2.3/8 and 10.0.0.0/8 are the same network.
-func parsePrefix(s string) (netip.Prefix, error) {
+// ParsePrefix accepts a CIDR or a single address (a /32 or /128) and
+// normalises it, so that 10.1.2.3/8 and 10.0.0.0/8 are the same network
+// and an IPv4-mapped IPv6 prefix is its IPv4 one. The proxy parses its
+// destination allow-list with it too.
+func ParsePrefix(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return netip.Prefix{}, errors.New("empty network")

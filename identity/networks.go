@@ -21,14 +21,14 @@ type netTable struct {
 func newNetTable(networks []string, groups map[string][]string) (*netTable, error) {
 	t := &netTable{groups: make(map[netip.Prefix][]string, len(groups))}
 	for _, n := range networks {
-		p, err := parsePrefix(n)
+		p, err := ParsePrefix(n)
 		if err != nil {
 			return nil, fmt.Errorf("networks: %w", err)
 		}
 		t.allowed = append(t.allowed, p)
 	}
 	for k, gs := range groups {
-		p, err := parsePrefix(k)
+		p, err := ParsePrefix(k)
 		if err != nil {
 			return nil, fmt.Errorf("groups: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/aupguard/aupguard/config/field"
+	"github.com/aupguard/aupguard/identity"
 )
 
 // Config is the proxy section of the configuration.
@@ -108,7 +109,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, field.Errorf("listen", "%v", err))
 	}
 	for i, d := range c.AllowDestinations {
-		if _, err := parsePrefix(d); err != nil {
+		if _, err := identity.ParsePrefix(d); err != nil {
 			errs = append(errs, field.Errorf(fmt.Sprintf("allow_destinations[%d]", i), "%v", err))
 		}
 	}

@@ -102,7 +102,7 @@ func (s *Server) tunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
 	if t.rw != nil {
 		src = withBuffered(t.rw.buffered, client)
 	}
-	sent, received := relay(client, src, up)
+	sent, received := relay(client, src, up, &s.tunnelBufs)
 	s.log.Debug("proxy: tunnel closed", "client_ip", t.ipStr, "user", t.user, "host", t.req.Host,
 		"sent", sent, "received", received, "duration", time.Since(t.start))
 }
@@ -123,12 +123,12 @@ func withBuffered(br interface {
 // relay copies both ways. A side that finishes cleanly half-closes the
 // other, so protocols that shut down one direction first keep working; an
 // error on either side closes both.
-func relay(client net.Conn, clientSrc io.Reader, up net.Conn) (sent, received int64) {
+func relay(client net.Conn, clientSrc io.Reader, up net.Conn, bufs *bufPool) (sent, received int64) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		n, err := io.Copy(up, clientSrc)
+		n, err := bufs.copy(up, clientSrc)
 		sent = n
 		if err != nil {
 			_ = client.Close()
@@ -139,7 +139,7 @@ func relay(client net.Conn, clientSrc io.Reader, up net.Conn) (sent, received in
 	}()
 	go func() {
 		defer wg.Done()
-		n, err := io.Copy(client, up)
+		n, err := bufs.copy(client, up)
 		received = n
 		if err != nil {
 			_ = client.Close()

@@ -161,18 +161,26 @@ func gatewayError(err error) (int, string) {
 }
 
 // hopByHop are the headers RFC 9110 §7.6.1 says a proxy must not forward,
-// besides those the Connection header names.
-var hopByHop = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-}
+// besides those the Connection header names, in canonical form (the map
+// keys http.Header uses), so they are deleted without canonicalising
+// each name on every request.
+var hopByHop = func() []string {
+	names := []string{
+		"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+	}
+	for i, n := range names {
+		names[i] = textproto.CanonicalMIMEHeaderKey(n)
+	}
+	return names
+}()
 
 // stripHopByHop removes hop-by-hop headers. For a WebSocket handshake the
 // Upgrade and Connection: Upgrade pair is what the next hop needs, so it is
 // kept (and Connection reduced to just that).
 func stripHopByHop(h http.Header, websocket bool) {
-	for _, v := range h.Values("Connection") {
-		for _, name := range strings.Split(v, ",") {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
 			name = textproto.TrimString(name)
 			if name == "" || (websocket && strings.EqualFold(name, "Upgrade")) {
 				continue
@@ -184,7 +192,7 @@ func stripHopByHop(h http.Header, websocket bool) {
 		if websocket && (name == "Connection" || name == "Upgrade") {
 			continue
 		}
-		h.Del(name)
+		delete(h, name)
 	}
 	if websocket {
 		h.Set("Connection", "Upgrade")
@@ -195,9 +203,11 @@ func isWebSocket(h http.Header) bool {
 	return headerHasToken(h, "Connection", "upgrade") && headerHasToken(h, "Upgrade", "websocket")
 }
 
+// headerHasToken reports whether a comma-separated header (name in
+// canonical form) lists token.
 func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
+	for _, v := range h[name] {
+		for t := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(textproto.TrimString(t), token) {
 				return true
 			}

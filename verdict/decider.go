@@ -117,16 +117,17 @@ func (d *Decider) Decide(ctx context.Context, in *Input) Decision {
 	if pl.needTime {
 		kc.t = in.Time.In(d.opts.Location)
 	}
-	*bp = pl.append((*bp)[:0], pol.Revision(), idx.Revision(), in, &kc)
-	key := string(*bp)
-	d.bufs.Put(bp)
+	*bp = pl.append((*bp)[:0], pol.Revision(), idx.Revision(), in, kc)
 
 	now := time.Now()
-	if dec, ok := d.cache.get(key, now); ok {
+	if dec, ok := d.cache.get(*bp, now); ok {
+		d.bufs.Put(bp)
 		d.l1.Add(1)
 		dec.Cached = "l1"
 		return dec
 	}
+	key := string(*bp)
+	d.bufs.Put(bp)
 	if d.opts.Shared != nil {
 		if dec, ok := d.opts.Shared.Get(ctx, key); ok {
 			d.l2.Add(1)

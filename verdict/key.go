@@ -12,75 +12,77 @@ import (
 // requests differing only in it could share a verdict.
 type keyField struct {
 	path   string
-	encode func(b []byte, in *Input, k *keyCtx) []byte
+	encode func(b []byte, in *Input, k keyCtx) []byte
 }
 
-// keyCtx carries values computed once per decision for the key.
+// keyCtx carries values computed once per decision for the key. It is
+// passed by value: a pointer handed to the encoders (called through func
+// values) would make it escape, one allocation per decision.
 type keyCtx struct {
 	cats string // categories.Set key
 	t    time.Time
 }
 
 var keyFields = []keyField{
-	{"source", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, string(in.Source)) }},
-	{"phase", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, string(in.Phase)) }},
-	{"client.ip", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Client.IP) }},
-	{"client.user", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Client.User) }},
-	{"client.groups", func(b []byte, in *Input, _ *keyCtx) []byte {
+	{"source", func(b []byte, in *Input, _ keyCtx) []byte { return appendStr(b, string(in.Source)) }},
+	{"phase", func(b []byte, in *Input, _ keyCtx) []byte { return appendStr(b, string(in.Phase)) }},
+	{"client.ip", func(b []byte, in *Input, _ keyCtx) []byte { return appendStr(b, in.Client.IP) }},
+	{"client.user", func(b []byte, in *Input, _ keyCtx) []byte { return appendStr(b, in.Client.User) }},
+	{"client.groups", func(b []byte, in *Input, _ keyCtx) []byte {
 		b = binary.AppendUvarint(b, uint64(len(in.Client.Groups)))
 		for _, g := range in.Client.Groups {
 			b = appendStr(b, g)
 		}
 		return b
 	}},
-	{"request.method", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.Method) }},
-	{"request.scheme", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.Scheme) }},
-	{"request.host", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.Host) }},
-	{"request.port", func(b []byte, in *Input, _ *keyCtx) []byte { return binary.AppendVarint(b, int64(in.Request.Port)) }},
-	{"request.path", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.Path) }},
-	{"request.query", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.Query) }},
-	{"request.content_type", func(b []byte, in *Input, _ *keyCtx) []byte { return appendStr(b, in.Request.ContentType) }},
-	{"request.content_length", func(b []byte, in *Input, _ *keyCtx) []byte {
+	{"request.method", func(b []byte, in *Input, _ keyCtx) []byte { return appendStr(b, in.Request.Method) }},
+	{"request.scheme", func(b []byte, in *Input, _ keyCtx) []byte { return appendStr(b, in.Request.Scheme) }},
+	{"request.host", func(b []byte, in *Input, _ keyCtx) []byte { return appendStr(b, in.Request.Host) }},
+	{"request.port", func(b []byte, in *Input, _ keyCtx) []byte { return binary.AppendVarint(b, int64(in.Request.Port)) }},
+	{"request.path", func(b []byte, in *Input, _ keyCtx) []byte { return appendStr(b, in.Request.Path) }},
+	{"request.query", func(b []byte, in *Input, _ keyCtx) []byte { return appendStr(b, in.Request.Query) }},
+	{"request.content_type", func(b []byte, in *Input, _ keyCtx) []byte { return appendStr(b, in.Request.ContentType) }},
+	{"request.content_length", func(b []byte, in *Input, _ keyCtx) []byte {
 		// Present in the input only with a method and a known length.
 		if in.Request.Method == "" || in.Request.ContentLength < 0 {
 			return append(b, 0)
 		}
 		return binary.AppendVarint(append(b, 1), in.Request.ContentLength)
 	}},
-	{"response.status", func(b []byte, in *Input, _ *keyCtx) []byte {
+	{"response.status", func(b []byte, in *Input, _ keyCtx) []byte {
 		if in.Response == nil {
 			return append(b, 0)
 		}
 		return binary.AppendVarint(append(b, 1), int64(in.Response.Status))
 	}},
-	{"response.content_type", func(b []byte, in *Input, _ *keyCtx) []byte {
+	{"response.content_type", func(b []byte, in *Input, _ keyCtx) []byte {
 		if in.Response == nil {
 			return append(b, 0)
 		}
 		return appendStr(append(b, 1), in.Response.ContentType)
 	}},
-	{"response.filename", func(b []byte, in *Input, _ *keyCtx) []byte {
+	{"response.filename", func(b []byte, in *Input, _ keyCtx) []byte {
 		if in.Response == nil {
 			return append(b, 0)
 		}
 		return appendStr(append(b, 1), in.Response.Filename)
 	}},
-	{"dns.qname", func(b []byte, in *Input, _ *keyCtx) []byte {
+	{"dns.qname", func(b []byte, in *Input, _ keyCtx) []byte {
 		if in.DNS == nil {
 			return append(b, 0)
 		}
 		return appendStr(append(b, 1), in.DNS.QName)
 	}},
-	{"dns.qtype", func(b []byte, in *Input, _ *keyCtx) []byte {
+	{"dns.qtype", func(b []byte, in *Input, _ keyCtx) []byte {
 		if in.DNS == nil {
 			return append(b, 0)
 		}
 		return appendStr(append(b, 1), in.DNS.QType)
 	}},
-	{"categories", func(b []byte, _ *Input, k *keyCtx) []byte { return appendStr(b, k.cats) }},
-	{"time.weekday", func(b []byte, _ *Input, k *keyCtx) []byte { return append(b, byte(k.t.Weekday())) }},
-	{"time.hour", func(b []byte, _ *Input, k *keyCtx) []byte { return append(b, byte(k.t.Hour())) }},
-	{"time.date", func(b []byte, _ *Input, k *keyCtx) []byte {
+	{"categories", func(b []byte, _ *Input, k keyCtx) []byte { return appendStr(b, k.cats) }},
+	{"time.weekday", func(b []byte, _ *Input, k keyCtx) []byte { return append(b, byte(k.t.Weekday())) }},
+	{"time.hour", func(b []byte, _ *Input, k keyCtx) []byte { return append(b, byte(k.t.Hour())) }},
+	{"time.date", func(b []byte, _ *Input, k keyCtx) []byte {
 		y, m, d := k.t.Date()
 		return append(binary.AppendUvarint(b, uint64(y)), byte(m), byte(d))
 	}},
@@ -130,7 +132,7 @@ func reads(paths [][]string, field string) bool {
 
 // append writes the key for in. Revisions come first so no verdict of
 // another policy or list revision can ever match.
-func (kp *keyPlan) append(b []byte, policyRev, listsRev string, in *Input, k *keyCtx) []byte {
+func (kp *keyPlan) append(b []byte, policyRev, listsRev string, in *Input, k keyCtx) []byte {
 	b = appendStr(b, policyRev)
 	b = appendStr(b, listsRev)
 	for i, f := range kp.fields {
