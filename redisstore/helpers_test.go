@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/aupguard/aupguard/internal/testutil"
 	"log/slog"
 	"math/big"
 	"net"
@@ -47,22 +47,8 @@ type redisServer struct {
 	out  *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects output written concurrently.
+type syncBuffer = testutil.SyncBuffer
 
 // startRedis starts a redis-server. persistent turns on the append-only
 // file with fsync on every write, so a killed server comes back with its
