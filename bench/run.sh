@@ -292,6 +292,10 @@ record() {
 }
 
 rss() { "$BIN/benchtool" rss "$@"; }
+cpu() { "$BIN/benchtool" cpu "$@"; }
+
+# cpu_since C0 PID: CPU seconds PID's tree used since the reading C0.
+cpu_since() { awk -v a="$1" -v b="$(cpu "$2")" 'BEGIN { printf "%.2f", b - a }'; }
 
 # fail_peer records that a peer could not be measured, and why.
 fail_peer() {
@@ -500,22 +504,26 @@ check_proxy() {
 # measure_http PEER PORT PID SIZE ROUND: wrk (or httpload) warm-up, then
 # the measured window.
 measure_http() {
-	local peer=$1 port=$2 pid=$3 size=$4 round=$5 out
+	local peer=$1 port=$2 pid=$3 size=$4 round=$5 out c0 c
 	local target="http://$ORIGIN_HOST:$P_ORIGIN/$size"
 	out=$LOGS/http-$size-${peer//+/-}-r$round.txt
 	if have wrk; then
 		BENCH_TARGET=$target wrk -t2 -c"$CONNS" -d"${WARMUP}s" --timeout 30s -s "$BENCH/wrk-proxy.lua" "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
 		prof_begin "$peer" "http-$size-r$round"
+		c0=$(cpu "$pid")
 		BENCH_TARGET=$target wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 30s --latency -s "$BENCH/wrk-proxy.lua" "http://127.0.0.1:$port/" >"$out" 2>&1 || true
+		c=$(cpu_since "$c0" "$pid")
 		prof_end "$peer" "http-$size-r$round"
-		record wrk proxy "http-$size" "$peer" -round "$round" -rss "$(rss "$pid")" <"$out" ||
+		record wrk proxy "http-$size" "$peer" -round "$round" -rss "$(rss "$pid")" -cpu "$c" -window "$DURATION" <"$out" ||
 			fail_peer proxy "http-$size" "$peer" "wrk failed: $(tail -1 "$out")"
 	else
 		"$BIN/httpload" -proxy "127.0.0.1:$port" -url "$target" -c "$CONNS" -warmup 0s -d "${WARMUP}s" >/dev/null 2>&1 || true
 		prof_begin "$peer" "http-$size-r$round"
+		c0=$(cpu "$pid")
 		"$BIN/httpload" -proxy "127.0.0.1:$port" -url "$target" -c "$CONNS" -warmup 0s -d "${DURATION}s" >"$out" 2>&1 || true
+		c=$(cpu_since "$c0" "$pid")
 		prof_end "$peer" "http-$size-r$round"
-		record json proxy "http-$size" "$peer" -round "$round" -rss "$(rss "$pid")" -note "httpload (no wrk)" <"$out" ||
+		record json proxy "http-$size" "$peer" -round "$round" -rss "$(rss "$pid")" -cpu "$c" -window "$DURATION" -note "httpload (no wrk)" <"$out" ||
 			fail_peer proxy "http-$size" "$peer" "httpload failed: $(tail -1 "$out")"
 	fi
 }
@@ -523,24 +531,29 @@ measure_http() {
 # measure_connect PEER PORT PID ROUND: tunnels set up per second (CONNECT,
 # the proxy's 200, the origin's first byte), warm-up then the window.
 measure_connect() {
-	local peer=$1 port=$2 pid=$3 round=$4 out
+	local peer=$1 port=$2 pid=$3 round=$4 out c0 c
 	out=$LOGS/connect-${peer//+/-}-r$round.txt
 	"$BIN/connbench" -mode connect -proxy "127.0.0.1:$port" -target "$ORIGIN_HOST:$P_FIRST" -c "$CONNS" -warmup 0s -d "${WARMUP}s" >/dev/null 2>&1 || true
 	prof_begin "$peer" "connect-rate-r$round"
+	c0=$(cpu "$pid")
 	"$BIN/connbench" -mode connect -proxy "127.0.0.1:$port" -target "$ORIGIN_HOST:$P_FIRST" -c "$CONNS" -warmup 0s -d "${DURATION}s" >"$out" 2>&1 || true
+	c=$(cpu_since "$c0" "$pid")
 	prof_end "$peer" "connect-rate-r$round"
-	record json proxy connect-rate "$peer" -round "$round" -rss "$(rss "$pid")" <"$out" ||
+	record json proxy connect-rate "$peer" -round "$round" -rss "$(rss "$pid")" -cpu "$c" -window "$DURATION" <"$out" ||
 		fail_peer proxy connect-rate "$peer" "connbench failed: $(tail -1 "$out")"
 }
 
 # measure_stream PEER PORT PID ROUND: MB/s through one tunnel.
 measure_stream() {
-	local peer=$1 port=$2 pid=$3 round=$4 out
+	local peer=$1 port=$2 pid=$3 round=$4 out c0 c
 	out=$LOGS/stream-${peer//+/-}-r$round.txt
+	"$BIN/connbench" -mode stream -proxy "127.0.0.1:$port" -target "$ORIGIN_HOST:$P_STREAM" -warmup 0s -d "${WARMUP}s" >/dev/null 2>&1 || true
 	prof_begin "$peer" "tunnel-stream-r$round"
-	"$BIN/connbench" -mode stream -proxy "127.0.0.1:$port" -target "$ORIGIN_HOST:$P_STREAM" -warmup "${WARMUP}s" -d "${DURATION}s" >"$out" 2>&1 || true
+	c0=$(cpu "$pid")
+	"$BIN/connbench" -mode stream -proxy "127.0.0.1:$port" -target "$ORIGIN_HOST:$P_STREAM" -warmup 0s -d "${DURATION}s" >"$out" 2>&1 || true
+	c=$(cpu_since "$c0" "$pid")
 	prof_end "$peer" "tunnel-stream-r$round"
-	record json proxy tunnel-stream "$peer" -round "$round" -rss "$(rss "$pid")" <"$out" ||
+	record json proxy tunnel-stream "$peer" -round "$round" -rss "$(rss "$pid")" -cpu "$c" -window "$DURATION" <"$out" ||
 		fail_peer proxy tunnel-stream "$peer" "connbench failed: $(tail -1 "$out")"
 }
 
@@ -748,16 +761,18 @@ dns_start() {
 
 # measure_dns PEER KIND SIZE ROUND: dnsperf warm-up, then the window.
 measure_dns() {
-	local peer=$1 kind=$2 size=$3 round=$4 out q
+	local peer=$1 kind=$2 size=$3 round=$4 out q c0 c
 	local port=${PEER_PORT[$peer]}
 	q=$GEN/queries-allowed.txt
 	[[ $kind == blocked ]] && q=$GEN/queries-blocked-$size.txt
 	out=$LOGS/dns-$kind-$size-$peer-r$round.txt
 	dnsperf -s 127.0.0.1 -p "$port" -d "$q" -l "$WARMUP" -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING" -T "$DNS_THREADS" >/dev/null 2>&1 || true
 	prof_begin "$peer" "dns-$kind-$size-r$round"
+	c0=$(cpu "${PEER_PIDS[$peer]}")
 	dnsperf -s 127.0.0.1 -p "$port" -d "$q" -l "$DURATION" -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING" -T "$DNS_THREADS" >"$out" 2>&1 || true
+	c=$(cpu_since "$c0" "${PEER_PIDS[$peer]}")
 	prof_end "$peer" "dns-$kind-$size-r$round"
-	record dnsperf dns "dns-$kind-$size" "$peer" -round "$round" -rss "$(rss "${PEER_PIDS[$peer]}")" -ready "${PEER_READY[$peer]}" <"$out" ||
+	record dnsperf dns "dns-$kind-$size" "$peer" -round "$round" -rss "$(rss "${PEER_PIDS[$peer]}")" -ready "${PEER_READY[$peer]}" -cpu "$c" -window "$DURATION" <"$out" ||
 		fail_peer dns "dns-$kind-$size" "$peer" "dnsperf failed: $(tail -1 "$out")"
 }
 

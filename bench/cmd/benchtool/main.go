@@ -1,6 +1,7 @@
 // Command benchtool is bench/run.sh's helper: it generates the block lists
 // and query files every peer is given (gen), picks free ports (ports),
-// waits for a listener (wait), sums a process tree's memory (rss), turns
+// waits for a listener (wait), sums a process tree's memory and CPU time
+// (rss, cpu), turns
 // wrk, dnsperf and the Go load clients' output into result records
 // (parse), and prints the side-by-side tables with ratios (report).
 package main
@@ -17,6 +18,7 @@ commands:
   ports   print N free loopback ports (TCP and UDP both free)
   wait    wait until a TCP address accepts connections
   rss     print the resident memory (MiB) of processes and their children
+  cpu     print the CPU seconds used by processes and their children
   parse   turn wrk, dnsperf or load-client JSON output into a result record
   report  print the results as side-by-side tables with ratios
 `
@@ -31,6 +33,7 @@ func main() {
 		"ports":  cmdPorts,
 		"wait":   cmdWait,
 		"rss":    cmdRSS,
+		"cpu":    cmdCPU,
 		"parse":  cmdParse,
 		"report": cmdReport,
 	}

@@ -16,16 +16,20 @@ import (
 // record is one measured line of a report: one peer in one test. Load
 // tests fill the named fields; Go benchmarks fill Metrics.
 type record struct {
-	Area    string             `json:"area"`
-	Test    string             `json:"test"`
-	Peer    string             `json:"peer"`
-	Rate    float64            `json:"rate,omitempty"`
-	P50Ms   float64            `json:"p50_ms,omitempty"`
-	P99Ms   float64            `json:"p99_ms,omitempty"`
-	AvgMs   float64            `json:"avg_ms,omitempty"`
-	MBps    float64            `json:"mbps,omitempty"`
-	Errors  int64              `json:"errors"`
-	RSSMiB  float64            `json:"rss_mib,omitempty"`
+	Area   string  `json:"area"`
+	Test   string  `json:"test"`
+	Peer   string  `json:"peer"`
+	Rate   float64 `json:"rate,omitempty"`
+	P50Ms  float64 `json:"p50_ms,omitempty"`
+	P99Ms  float64 `json:"p99_ms,omitempty"`
+	AvgMs  float64 `json:"avg_ms,omitempty"`
+	MBps   float64 `json:"mbps,omitempty"`
+	Errors int64   `json:"errors"`
+	RSSMiB float64 `json:"rss_mib,omitempty"`
+	// CPUPct is the peer's CPU use in the window (100 = one core);
+	// CPUUsOp the CPU it spent per operation, in microseconds.
+	CPUPct  float64            `json:"cpu_pct,omitempty"`
+	CPUUsOp float64            `json:"cpu_us_per_op,omitempty"`
 	ReadyS  float64            `json:"ready_s,omitempty"`
 	Load1   float64            `json:"load1,omitempty"`
 	Round   int                `json:"round,omitempty"`
@@ -44,6 +48,8 @@ func cmdParse(args []string) error {
 	fs.StringVar(&r.Peer, "peer", "", "peer name (aupguard, squid, ...)")
 	fs.Float64Var(&r.RSSMiB, "rss", 0, "resident memory of the peer after the test, MiB")
 	fs.IntVar(&r.Round, "round", 0, "round number, when tests are repeated")
+	cpu := fs.Float64("cpu", 0, "CPU seconds the peer used during the measured window")
+	window := fs.Float64("window", 0, "length of the measured window, seconds (with -cpu)")
 	fs.Float64Var(&r.ReadyS, "ready", 0, "seconds from the peer's start until it answered correctly")
 	fs.StringVar(&r.Note, "note", "", "free text shown next to the numbers")
 	if err := fs.Parse(args); err != nil {
@@ -78,6 +84,16 @@ func cmdParse(args []string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%s output for %s/%s/%s: %w", *format, r.Area, r.Test, r.Peer, err)
+	}
+	if *cpu > 0 && *window > 0 {
+		for i := range recs {
+			recs[i].CPUPct = *cpu / *window * 100
+			// A stream test is one long operation: its CPU is judged per
+			// MB/s through CPUPct, not per operation.
+			if recs[i].Rate > 1 {
+				recs[i].CPUUsOp = *cpu / (recs[i].Rate * *window) * 1e6
+			}
+		}
 	}
 	enc := json.NewEncoder(os.Stdout)
 	for _, rec := range recs {

@@ -210,6 +210,8 @@ func loadTable(w io.Writer, g *group) {
 		{"p99 ms", func(r record) float64 { return r.P99Ms }, "%.2f"},
 		{"avg ms", func(r record) float64 { return r.AvgMs }, "%.3f"},
 		{"MB/s", func(r record) float64 { return r.MBps }, "%.1f"},
+		{"CPU %", func(r record) float64 { return r.CPUPct }, "%.0f"},
+		{"CPU µs/op", func(r record) float64 { return r.CPUUsOp }, "%.1f"},
 		{"RSS MiB", func(r record) float64 { return r.RSSMiB }, "%.0f"},
 		{"ready s", func(r record) float64 { return r.ReadyS }, "%.1f"},
 		{"load", func(r record) float64 { return r.Load1 }, "%.2f"},

@@ -81,26 +81,45 @@ func cmdWait(args []string) error {
 // cmdRSS prints the summed VmRSS, in MiB, of the given processes and all
 // their descendants (squid's helpers, e2guardian's children).
 func cmdRSS(args []string) error {
+	pids, err := tree(args)
+	if err != nil {
+		return err
+	}
+	var total float64
+	for _, pid := range pids {
+		total += vmRSS(pid)
+	}
+	fmt.Printf("%.1f\n", total)
+	return nil
+}
+
+// cmdCPU prints the CPU time (user + system, all threads), in seconds,
+// the given processes and their descendants have used so far; two
+// readings around a test give the CPU the peer spent on it.
+func cmdCPU(args []string) error {
+	pids, err := tree(args)
+	if err != nil {
+		return err
+	}
+	var ticks int64
+	for _, pid := range pids {
+		ticks += cpuTicks(pid)
+	}
+	// Linux reports in USER_HZ, 100 on every supported architecture.
+	fmt.Printf("%.2f\n", float64(ticks)/100)
+	return nil
+}
+
+// tree returns the PIDs given and all their descendants.
+func tree(args []string) ([]int, error) {
 	if len(args) == 0 {
-		return errors.New("usage: benchtool rss PID...")
+		return nil, errors.New("want one or more PIDs")
 	}
 	children := map[int][]int{}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at the
-		// last ')'.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		pid, err1 := strconv.Atoi(strings.Fields(s)[0])
-		if len(f) < 2 || err1 != nil {
+		pid, f, ok := readStat(p)
+		if !ok || len(f) < 2 {
 			continue
 		}
 		ppid, err := strconv.Atoi(f[1])
@@ -109,7 +128,7 @@ func cmdRSS(args []string) error {
 		}
 		children[ppid] = append(children[ppid], pid)
 	}
-	var total float64
+	var out []int
 	seen := map[int]bool{}
 	var walk func(int)
 	walk = func(pid int) {
@@ -117,7 +136,7 @@ func cmdRSS(args []string) error {
 			return
 		}
 		seen[pid] = true
-		total += vmRSS(pid)
+		out = append(out, pid)
 		for _, c := range children[pid] {
 			walk(c)
 		}
@@ -125,12 +144,41 @@ func cmdRSS(args []string) error {
 	for _, a := range args {
 		pid, err := strconv.Atoi(a)
 		if err != nil {
-			return fmt.Errorf("%q is not a PID", a)
+			return nil, fmt.Errorf("%q is not a PID", a)
 		}
 		walk(pid)
 	}
-	fmt.Printf("%.1f\n", total)
-	return nil
+	return out, nil
+}
+
+// readStat reads /proc/PID/stat and returns the PID and the fields after
+// the command name (which may hold spaces, so the line is cut at the last
+// ')'): f[0] is the state, f[1] the parent PID, f[11] utime, f[12] stime.
+func readStat(path string) (int, []string, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, nil, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, nil, false
+	}
+	pid, err := strconv.Atoi(strings.Fields(s)[0])
+	if err != nil {
+		return 0, nil, false
+	}
+	return pid, strings.Fields(s[i+1:]), true
+}
+
+func cpuTicks(pid int) int64 {
+	_, f, ok := readStat(fmt.Sprintf("/proc/%d/stat", pid))
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
 }
 
 func vmRSS(pid int) float64 {
