@@ -73,7 +73,18 @@ type answer struct {
 	drop bool
 	// from names the link that made the answer, for logs.
 	from string
+	// block is the decision behind a block of the query name itself (not
+	// of a name in its CNAME chain): such a reply can be stored for the
+	// fast path and reused for the same decision.
+	block *verdict.Decision
 }
+
+// The links whose answers are real upstream data, the same for every
+// client the policy allows.
+const (
+	fromCache    = "cache"
+	fromUpstream = "upstream"
+)
 
 func trimDot(s string) string {
 	if len(s) > 0 && s[len(s)-1] == '.' {

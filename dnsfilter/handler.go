@@ -68,12 +68,28 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		return
 	}
 	resp := s.finish(r, ans, tcp)
-	if err := w.WriteMsg(resp); err != nil {
+	if err := s.write(w, q, ans, resp); err != nil {
 		s.log.Debug("dns reply not sent", "client", q.client, "qname", q.name, "err", err)
 	}
 	s.log.Debug("dns query", "client", q.client, "qname", q.name, "qtype", dns.Type(q.qtype).String(),
 		"rcode", dns.RcodeToString[resp.Rcode], "from", ans.from, "tcp", tcp, "took", time.Since(start))
 	s.emit(q.events)
+}
+
+// write sends resp; when the fast path could read the request, it also
+// stores the packed reply for the fast path to reuse.
+func (s *Server) write(w dns.ResponseWriter, q *query, ans *answer, resp *dns.Msg) error {
+	fw, ok := w.(*udpWriter)
+	if !ok || fw.key == nil || s.fast == nil {
+		return w.WriteMsg(resp)
+	}
+	b, err := resp.Pack()
+	if err != nil {
+		return err
+	}
+	s.fast.remember(fw.key, q, ans, resp, b, s.now())
+	_, err = w.Write(b)
+	return err
 }
 
 // checkRequest returns the error rcode for a request the chain must not

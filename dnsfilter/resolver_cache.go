@@ -67,7 +67,7 @@ func (r *cacheResolver) resolve(ctx context.Context, q *query) (*answer, error) 
 	key := cacheKey(q)
 	if m, ok := r.lookup(key); ok {
 		r.stats.cacheHits.Add(1)
-		return &answer{msg: m, from: "cache"}, nil
+		return &answer{msg: m, from: fromCache}, nil
 	}
 	r.stats.cacheMisses.Add(1)
 
@@ -90,7 +90,7 @@ func (r *cacheResolver) resolve(ctx context.Context, q *query) (*answer, error) 
 			return nil, res.Err
 		}
 		// Every caller gets its own copy: links above rewrite messages.
-		return &answer{msg: res.Val.(*dns.Msg).Copy(), from: "upstream"}, nil
+		return &answer{msg: res.Val.(*dns.Msg).Copy(), from: fromUpstream}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

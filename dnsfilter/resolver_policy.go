@@ -79,7 +79,11 @@ func (r *policyResolver) judge(q *query, d *verdict.Decision, name string) *answ
 	case d.Blocked():
 		r.stats.blocked.Add(1)
 		q.events = append(q.events, r.ev.make(q, events.KindBlock, d, name))
-		return r.blocker.answer(q, d, name)
+		a := r.blocker.answer(q, d, name)
+		if name == q.name {
+			a.block = d
+		}
+		return a
 	case d.Alert:
 		r.stats.alerts.Add(1)
 		q.events = append(q.events, r.ev.make(q, events.KindAlert, d, name))

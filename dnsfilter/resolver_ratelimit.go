@@ -19,35 +19,47 @@ import (
 // stays bounded whatever the number of sources.
 type rateLimitResolver struct {
 	next    resolver
-	limit   rate.Limit
-	burst   int
-	buckets *lru.Cache[netip.Prefix, *rate.Limiter]
+	limiter *clientLimiter
 	stats   *counters
 }
 
-func newRateLimitResolver(next resolver, cfg RateLimitConfig, stats *counters) (resolver, error) {
+// clientLimiter keeps the token buckets; the fast path draws on the same
+// ones, so a client's budget is one whichever path answers it.
+type clientLimiter struct {
+	limit   rate.Limit
+	burst   int
+	buckets *lru.Cache[netip.Prefix, *rate.Limiter]
+}
+
+// newClientLimiter returns nil when rate limiting is off.
+func newClientLimiter(cfg RateLimitConfig) (*clientLimiter, error) {
 	if cfg.QPS <= 0 {
-		return next, nil
+		return nil, nil
 	}
 	c, err := lru.New[netip.Prefix, *rate.Limiter](cfg.Clients)
 	if err != nil {
 		return nil, err
 	}
-	return &rateLimitResolver{next: next, limit: rate.Limit(cfg.QPS), burst: cfg.Burst, buckets: c, stats: stats}, nil
+	return &clientLimiter{limit: rate.Limit(cfg.QPS), burst: cfg.Burst, buckets: c}, nil
 }
 
-func (r *rateLimitResolver) resolve(ctx context.Context, q *query) (*answer, error) {
-	key := clientKey(q.client)
-	lim, ok := r.buckets.Get(key)
+// allow takes a token from client's bucket, if there is one.
+func (l *clientLimiter) allow(client netip.Addr) bool {
+	key := clientKey(client)
+	lim, ok := l.buckets.Get(key)
 	if !ok {
 		// Two first queries racing may each create a bucket; the loser's
 		// single token is a negligible leak compared to a lock here.
-		lim = rate.NewLimiter(r.limit, r.burst)
-		if prev, found, _ := r.buckets.PeekOrAdd(key, lim); found {
+		lim = rate.NewLimiter(l.limit, l.burst)
+		if prev, found, _ := l.buckets.PeekOrAdd(key, lim); found {
 			lim = prev
 		}
 	}
-	if !lim.Allow() {
+	return lim.Allow()
+}
+
+func (r *rateLimitResolver) resolve(ctx context.Context, q *query) (*answer, error) {
+	if !r.limiter.allow(q.client) {
 		r.stats.rateLimited.Add(1)
 		return &answer{drop: true, from: "ratelimit"}, nil
 	}

@@ -110,7 +110,7 @@ func (r *upstreamResolver) resolve(ctx context.Context, q *query) (*answer, erro
 		}
 		u.downUntil.Store(0)
 		stripOPT(resp)
-		return &answer{msg: resp, from: "upstream"}, nil
+		return &answer{msg: resp, from: fromUpstream}, nil
 	}
 	if ctx.Err() != nil {
 		errs = append(errs, ctx.Err())

@@ -24,6 +24,15 @@ type Server struct {
 	ups     *upstreamResolver
 	emitter Emitter
 	stats   counters
+	// The fast path's collaborators (fastpath.go); fast is nil without a
+	// CachedDecider.
+	fast     *fastPath
+	identify Identifier
+	limiter  *clientLimiter
+	ev       *eventMaker
+	now      func() time.Time
+	// realClock says now is time.Now (no test clock injected).
+	realClock bool
 
 	inflight atomic.Int64
 	// base is the parent of every query's context; Shutdown cancels it.
@@ -37,6 +46,8 @@ type Server struct {
 	started  bool
 	stopped  bool
 	servers  []*dns.Server
+	udp      []*udpServer
+	udpWG    sync.WaitGroup
 	udpAddr  net.Addr
 	tcpAddr  net.Addr
 	serveErr chan error
@@ -91,9 +102,10 @@ func New(cfg Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("dns config: %w", err)
 	}
 
-	s := &Server{cfg: cfg, log: log, emitter: opts.Emitter, pcs: opts.PacketConns, ls: opts.Listeners}
-	s.base, s.cancel = context.WithCancel(context.Background())
 	ev := &eventMaker{newID: newID, now: now, instance: opts.Instance}
+	s := &Server{cfg: cfg, log: log, emitter: opts.Emitter, pcs: opts.PacketConns, ls: opts.Listeners,
+		identify: opts.Identifier, ev: ev, now: now, realClock: opts.Now == nil}
+	s.base, s.cancel = context.WithCancel(context.Background())
 	localTTL := ttlSeconds(cfg.LocalTTL)
 
 	// Built from the last link up; chain.go explains the order.
@@ -108,12 +120,17 @@ func New(cfg Config, opts Options) (*Server, error) {
 	next = &safeSearchResolver{next: next, table: safeSearchTable(), vips: safeSearchVIPs(), ttl: localTTL, stats: &s.stats, log: log}
 	next = &rfc8482Resolver{next: next, stats: &s.stats}
 	next = &policyResolver{next: next, decider: opts.Decider, blocker: newBlocker(cfg.Block), ev: ev, stats: &s.stats}
-	next = &hostsResolver{next: next, hosts: normalizeHosts(opts.Hosts), ttl: localTTL, stats: &s.stats}
-	next = &specialResolver{next: next, names: specialNames(), ttl: localTTL, ev: ev, stats: &s.stats}
-	if next, err = newRateLimitResolver(next, cfg.RateLimit, &s.stats); err != nil {
+	hosts, special := normalizeHosts(opts.Hosts), specialNames()
+	next = &hostsResolver{next: next, hosts: hosts, ttl: localTTL, stats: &s.stats}
+	next = &specialResolver{next: next, names: special, ttl: localTTL, ev: ev, stats: &s.stats}
+	if s.limiter, err = newClientLimiter(cfg.RateLimit); err != nil {
 		return nil, fmt.Errorf("dns rate limit: %w", err)
 	}
+	if s.limiter != nil {
+		next = &rateLimitResolver{next: next, limiter: s.limiter, stats: &s.stats}
+	}
 	s.chain = &clientNetResolver{next: next, identify: opts.Identifier, stats: &s.stats}
+	s.fast = newFastPath(opts.Decider, cfg.Cache.Size, special, hosts, safeSearchTable())
 	return s, nil
 }
 
@@ -162,6 +179,17 @@ func (s *Server) Start(ctx context.Context) error {
 	ready := make(chan struct{}, len(pcs)+len(ls))
 	notify := func() { ready <- struct{}{} }
 	for _, pc := range pcs {
+		if uc, ok := pc.(*net.UDPConn); ok {
+			u, err := newUDPServer(s, uc)
+			if err != nil {
+				closeAll()
+				return fmt.Errorf("dns udp socket options: %w", err)
+			}
+			s.udp = append(s.udp, u)
+			continue
+		}
+		// A PacketConn of another kind (a test double, a wrapped socket)
+		// gets miekg/dns's generic server, without the fast path.
 		s.servers = append(s.servers, &dns.Server{PacketConn: pc, Handler: s, UDPSize: udpReadSize, NotifyStartedFunc: notify})
 	}
 	for _, l := range ls {
@@ -174,6 +202,13 @@ func (s *Server) Start(ctx context.Context) error {
 			if err := srv.ActivateAndServe(); err != nil {
 				s.serveErr <- err
 			}
+		}()
+	}
+	for _, u := range s.udp {
+		s.udpWG.Add(1)
+		go func() {
+			defer s.udpWG.Done()
+			u.serve()
 		}()
 	}
 	s.started = true
@@ -242,15 +277,31 @@ func (s *Server) shutdownLocked(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, s.cancel)
 	defer stop()
 	var errs []error
+	// UDP readers stop first; each waits for its in-flight queries before
+	// closing its socket, and those must finish before the cancel below.
+	for _, u := range s.udp {
+		u.stop()
+	}
+	udpDone := make(chan struct{})
+	go func() {
+		s.udpWG.Wait()
+		close(udpDone)
+	}()
 	for _, srv := range s.servers {
 		if err := srv.ShutdownContext(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	select {
+	case <-udpDone:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("waiting for dns udp queries: %w", ctx.Err()))
+	}
 	s.cancel()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
+		<-udpDone
 		close(done)
 	}()
 	select {

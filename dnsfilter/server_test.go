@@ -676,9 +676,17 @@ func TestReusePortSocketsAndShutdown(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(s.servers); n != 4 {
-		t.Errorf("%d servers, want 3 UDP sockets and 1 TCP listener", n)
+	if nu, nt := len(s.udp), len(s.servers); nu != 3 || nt != 1 {
+		t.Errorf("%d UDP and %d other servers, want 3 UDP sockets and 1 TCP listener", nu, nt)
 	}
+	// After Shutdown no UDP socket answers either: each is closed.
+	defer func() {
+		for i, u := range s.udp {
+			if _, err := u.conn.WriteToUDPAddrPort([]byte{0}, netip.MustParseAddrPort("127.0.0.1:9")); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("UDP socket %d after Shutdown: write gave %v, want net.ErrClosed", i, err)
+			}
+		}
+	}()
 	udp, _ := s.Addr()
 	// Several source ports spread over the sockets; every query is answered.
 	for i := range 12 {

@@ -35,6 +35,9 @@ type Stats struct {
 	CacheHits    uint64
 	CacheMisses  uint64
 	CacheEntries int
+	// FastAnswers counts queries answered on the fast path, from a stored
+	// reply (they are counted in CacheHits or Blocked as well).
+	FastAnswers uint64
 	// UpstreamQueries counts exchanges with upstreams, UpstreamErrors the
 	// failed ones, UpstreamTCP the TCP retries after truncation.
 	UpstreamQueries uint64
@@ -56,7 +59,7 @@ type counters struct {
 	queries, refused, rateLimited, overloaded, malformed atomic.Uint64
 	blocked, cnameBlocked, alerts, decisionErrors        atomic.Uint64
 	special, hosts, safeSearch, anyMinimal               atomic.Uint64
-	cacheHits, cacheMisses                               atomic.Uint64
+	cacheHits, cacheMisses, fast                         atomic.Uint64
 	upstreamQueries, upstreamErrors, upstreamTCP         atomic.Uint64
 	servFail, truncated, eventErrors, panics             atomic.Uint64
 }
@@ -69,7 +72,7 @@ func (c *counters) snapshot() Stats {
 		DecisionErrors: c.decisionErrors.Load(),
 		Special:        c.special.Load(), Hosts: c.hosts.Load(), SafeSearch: c.safeSearch.Load(),
 		AnyMinimal: c.anyMinimal.Load(),
-		CacheHits:  c.cacheHits.Load(), CacheMisses: c.cacheMisses.Load(),
+		CacheHits:  c.cacheHits.Load(), CacheMisses: c.cacheMisses.Load(), FastAnswers: c.fast.Load(),
 		UpstreamQueries: c.upstreamQueries.Load(), UpstreamErrors: c.upstreamErrors.Load(),
 		UpstreamTCP: c.upstreamTCP.Load(),
 		ServFail:    c.servFail.Load(), Truncated: c.truncated.Load(), EventErrors: c.eventErrors.Load(),

@@ -51,6 +51,17 @@ func bigTXT() string {
 	return b.String()
 }
 
+// mediumTXT is a TXT record whose reply (about 700 bytes) fits a 1232-byte
+// EDNS buffer but not 512 bytes.
+func mediumTXT() string {
+	var b strings.Builder
+	b.WriteString("medium.test. 300 IN TXT")
+	for i := range 3 {
+		fmt.Fprintf(&b, " \"%02d%s\"", i, strings.Repeat("m", 218))
+	}
+	return b.String()
+}
+
 func testZone(t testing.TB) *zone {
 	z := &zone{rrs: map[string][]dns.RR{}}
 	z.soa = mustRR(t, "test. 3600 IN SOA ns.test. hostmaster.test. 1 7200 900 1209600 300").(*dns.SOA)
@@ -65,6 +76,11 @@ func testZone(t testing.TB) *zone {
 		"alert.test. 300 IN A 192.0.2.14",
 		"stale.test. 300 IN A 192.0.2.15",
 		bigTXT(),
+		mediumTXT(),
+		// An innocent alias of a name the policy treats differently per
+		// group (blocked for learners, an alert for staff).
+		"via-alert.test. 300 IN CNAME alert.test.",
+		"alias.test. 300 IN CNAME allowed.test.",
 		// A CNAME chain that cloaks a blocked tracker behind two innocent names.
 		"cloak.test. 300 IN CNAME hop.test.",
 		"hop.test. 300 IN CNAME tracker.blocked.test.",
@@ -318,6 +334,25 @@ func (d *recordingDecider) Decide(ctx context.Context, in *verdict.Input) verdic
 		d.mu.Unlock()
 	}
 	return d.next.Decide(ctx, in)
+}
+
+// DecideCached makes the recorder a CachedDecider, so the server under
+// test has its fast path; a cache hit is recorded like a decision.
+func (d *recordingDecider) DecideCached(in *verdict.Input) (verdict.Decision, bool) {
+	cd, ok := d.next.(CachedDecider)
+	if !ok {
+		return verdict.Decision{}, false
+	}
+	dec, ok := cd.DecideCached(in)
+	if ok {
+		d.calls.Add(1)
+		if !d.forget {
+			d.mu.Lock()
+			d.inputs = append(d.inputs, *in)
+			d.mu.Unlock()
+		}
+	}
+	return dec, ok
 }
 
 func (d *recordingDecider) hosts() []string {

@@ -96,29 +96,14 @@ func NewDecider(p PolicySource, l ListSource, opts Options) *Decider {
 // so the caller can log or report exactly what was decided on.
 func (d *Decider) Decide(ctx context.Context, in *Input) Decision {
 	d.decisions.Add(1)
-	if len(in.Client.Groups) == 0 {
-		in.Client.Groups = d.opts.DefaultGroups
-	}
-	if in.Time.IsZero() {
-		in.Time = time.Now()
-	}
-	idx := d.lists.Current()
-	set := classify(idx, in)
-	pol := d.policies.Active()
-	pl := d.planFor(pol)
-
+	idx, set, pol, pl := d.prepare(in)
 	if d.cache == nil {
 		in.Categories = set.ByCategory()
 		return d.evaluate(ctx, pol, idx, in, "")
 	}
 
 	bp := d.bufs.Get().(*[]byte)
-	kc := keyCtx{cats: set.Key()}
-	if pl.needTime {
-		kc.t = in.Time.In(d.opts.Location)
-	}
-	*bp = pl.append((*bp)[:0], pol.Revision(), idx.Revision(), in, kc)
-
+	*bp = d.appendKey((*bp)[:0], idx, set, pol, pl, in)
 	now := time.Now()
 	if dec, ok := d.cache.get(*bp, now); ok {
 		d.bufs.Put(bp)
@@ -147,6 +132,56 @@ func (d *Decider) Decide(ctx context.Context, in *Input) Decision {
 		d.collapsed.Add(1)
 	}
 	return v.(Decision)
+}
+
+// DecideCached answers in only from the in-process cache: it never
+// evaluates, never waits on the shared cache and never blocks, so a
+// caller on a packet-reading loop (the DNS filter's fast path) can ask it
+// inline and hand a miss to a goroutine that calls Decide. A hit counts as
+// a decision, like Decide's; a miss counts nothing, since the caller's
+// Decide will. When in.Time is set it is also the instant the entry's
+// expiry is checked against, so a caller answering a batch of requests
+// reads the clock once per batch.
+func (d *Decider) DecideCached(in *Input) (Decision, bool) {
+	if d.cache == nil {
+		return Decision{}, false
+	}
+	idx, set, pol, pl := d.prepare(in)
+	bp := d.bufs.Get().(*[]byte)
+	*bp = d.appendKey((*bp)[:0], idx, set, pol, pl, in)
+	dec, ok := d.cache.get(*bp, in.Time)
+	d.bufs.Put(bp)
+	if !ok {
+		return Decision{}, false
+	}
+	d.decisions.Add(1)
+	d.l1.Add(1)
+	dec.Cached = "l1"
+	return dec, true
+}
+
+// prepare completes in (default groups, time) and gathers what a decision
+// on it depends on: the lists and policy in force and the categories.
+func (d *Decider) prepare(in *Input) (*categories.Index, categories.Set, Policy, *keyPlan) {
+	if len(in.Client.Groups) == 0 {
+		in.Client.Groups = d.opts.DefaultGroups
+	}
+	if in.Time.IsZero() {
+		in.Time = time.Now()
+	}
+	idx := d.lists.Current()
+	pol := d.policies.Active()
+	return idx, classify(idx, in), pol, d.planFor(pol)
+}
+
+// appendKey appends the cache key of in: the revisions and exactly the
+// input fields the policy reads.
+func (d *Decider) appendKey(b []byte, idx *categories.Index, set categories.Set, pol Policy, pl *keyPlan, in *Input) []byte {
+	kc := keyCtx{cats: set.Key()}
+	if pl.needTime {
+		kc.t = in.Time.In(d.opts.Location)
+	}
+	return pl.append(b, pol.Revision(), idx.Revision(), in, kc)
 }
 
 // Explain evaluates in without any cache, for `aupguard check`.

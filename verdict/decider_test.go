@@ -294,3 +294,56 @@ func TestConcurrentIdenticalMissesCollapse(t *testing.T) {
 		t.Fatalf("%d evaluations for %d identical concurrent misses (collapsed %d)", st.Evaluations, n, st.Collapsed)
 	}
 }
+
+func TestDecideCachedOnlyAnswersWhatDecideCached(t *testing.T) {
+	e, dir := dirEngine(t, map[string]string{"main.rego": ttlPolicy})
+	d := verdict.NewDecider(e, buildLists(t, testLists), verdict.Options{CacheSize: 10})
+	in := func(groups ...string) *verdict.Input {
+		return &verdict.Input{Client: verdict.Client{Groups: groups}, Request: verdict.Request{Host: "casino.example"}}
+	}
+	if _, ok := d.DecideCached(in()); ok {
+		t.Fatal("a hit before any decision")
+	}
+	if st := d.Stats(); st.Evaluations != 0 || st.Decisions != 0 {
+		t.Fatalf("DecideCached evaluated or counted a miss: %+v", st)
+	}
+	want := d.Decide(context.Background(), in())
+	got, ok := d.DecideCached(in())
+	if !ok || got.Action != want.Action || got.Category != want.Category || got.Cached != "l1" {
+		t.Fatalf("after Decide: %+v, %v; Decide said %+v", got, ok, want)
+	}
+	// This policy reads no groups, so another group asks the same question.
+	if _, ok := d.DecideCached(in("staff")); !ok {
+		t.Error("staff missed a verdict that does not depend on groups")
+	}
+	// An entry is checked against in.Time when it is given.
+	late := in()
+	late.Time = time.Now().Add(10 * time.Minute)
+	if _, ok := d.DecideCached(late); ok {
+		t.Error("an entry past its 5-minute default TTL was served")
+	}
+	// A new revision has no cached verdicts.
+	if err := os.WriteFile(filepath.Join(dir, "main.rego"), []byte("package aupguard\n\ndefault decision := {\"action\": \"allow\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Reload(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := d.DecideCached(in()); ok {
+		t.Errorf("after reload: %+v from the old revision", got)
+	}
+	if st := d.Stats(); st.Evaluations != 1 || st.L1Hits != 2 {
+		t.Errorf("stats %+v: want 1 evaluation and 2 L1 hits", st)
+	}
+
+	// With the built-in policy, which reads groups, a learner's verdict is
+	// never a publisher's.
+	b := verdict.NewDecider(builtinEngine(t), buildLists(t, testLists), verdict.Options{CacheSize: 10})
+	b.Decide(context.Background(), socialPost())
+	if got, ok := b.DecideCached(socialPost("approved-publishers")); ok {
+		t.Errorf("approved publisher answered from the learners' verdict: %+v", got)
+	}
+	if got, ok := b.DecideCached(socialPost()); !ok || got.Action != verdict.ActionBlock {
+		t.Errorf("learner: %+v, %v", got, ok)
+	}
+}
