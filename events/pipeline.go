@@ -1,9 +1,7 @@
 package events
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -303,13 +301,11 @@ func (p *Pipeline) emit(ctx context.Context, ev Event, done chan error) error {
 	if ev.Instance == "" {
 		ev.Instance = p.instance
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&ev); err != nil { // Encode adds the '\n'
+	line, err := encodeLine(&ev)
+	if err != nil {
 		return fmt.Errorf("events: encoding event %s: %w", ev.ID, err)
 	}
-	it := item{line: buf.Bytes(), id: ev.ID, done: done}
+	it := item{line: line, id: ev.ID, done: done}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
