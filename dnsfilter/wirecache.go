@@ -21,6 +21,11 @@ import (
 type wireCache struct {
 	seed  maphash.Seed
 	slots []atomic.Pointer[wireEntry]
+	// tags hold each slot's key hash, so a lookup compares eight words
+	// in one cache line instead of following eight pointers to compare
+	// keys. A tag and its slot are not updated together; a lookup always
+	// confirms the key of what it loads.
+	tags []atomic.Uint64
 	// sets is the number of sets minus one (a mask); set i is
 	// slots[i*wireWays:(i+1)*wireWays].
 	sets uint64
@@ -64,19 +69,25 @@ func newWireCache(entries int) *wireCache {
 	}
 	need := (2*entries + wireWays - 1) / wireWays
 	sets := 1 << bits.Len(uint(need-1))
-	return &wireCache{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[wireEntry], sets*wireWays), sets: uint64(sets - 1)}
+	n := sets * wireWays
+	return &wireCache{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[wireEntry], n), tags: make([]atomic.Uint64, n), sets: uint64(sets - 1)}
 }
 
-func (c *wireCache) set(h uint64) []atomic.Pointer[wireEntry] {
+// set returns the slots and tags of the set for hash h.
+func (c *wireCache) set(h uint64) ([]atomic.Pointer[wireEntry], []atomic.Uint64) {
 	i := (h & c.sets) * wireWays
-	return c.slots[i : i+wireWays]
+	return c.slots[i : i+wireWays], c.tags[i : i+wireWays]
 }
 
 // get returns the live entry for key.
 func (c *wireCache) get(key []byte, now time.Time) *wireEntry {
-	set := c.set(maphash.Bytes(c.seed, key))
-	for i := range set {
-		if e := set[i].Load(); e != nil && e.key == string(key) {
+	h := maphash.Bytes(c.seed, key)
+	slots, tags := c.set(h)
+	for i := range tags {
+		if tags[i].Load() != h {
+			continue
+		}
+		if e := slots[i].Load(); e != nil && e.key == string(key) {
 			if !now.Before(e.expires) {
 				return nil
 			}
@@ -90,20 +101,22 @@ func (c *wireCache) get(key []byte, now time.Time) *wireEntry {
 // free slot, else over the entry that expires first. Two concurrent puts
 // may race for a slot; one of them is lost, which only costs a miss.
 func (c *wireCache) put(e *wireEntry) {
-	set := c.set(maphash.String(c.seed, e.key))
+	h := maphash.String(c.seed, e.key)
+	slots, tags := c.set(h)
 	victim := 0
 	var first time.Time
-	for i := range set {
-		old := set[i].Load()
+	for i := range slots {
+		old := slots[i].Load()
 		if old == nil || old.key == e.key {
-			set[i].Store(e)
-			return
+			victim = i
+			break
 		}
 		if i == 0 || old.expires.Before(first) {
 			victim, first = i, old.expires
 		}
 	}
-	set[victim].Store(e)
+	slots[victim].Store(e)
+	tags[victim].Store(h)
 }
 
 // len counts the occupied slots (for tests and stats; it walks them all).

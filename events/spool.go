@@ -119,7 +119,14 @@ type spoolWriter struct {
 	// handed to the OS); it is what readers may see.
 	synced   int64
 	lastSync time.Time
+	// buf gathers one write; it is kept between batches (the writer
+	// goroutine alone uses it) so a busy spool does not regrow it each time.
+	buf bytes.Buffer
 }
+
+// maxKeptBuf is the largest write buffer kept between batches; a burst
+// that needed more gives it back.
+const maxKeptBuf = 1 << 20
 
 // openSpool prepares the spool directory: it reports a truncated last line
 // left by a crash, and starts a new file after the newest, so that a file
@@ -224,7 +231,12 @@ func (w *spoolWriter) rotate() error {
 // whole line, and the caller retries the rest.
 func (w *spoolWriter) append(lines [][]byte) (int, error) {
 	done := 0
-	var buf bytes.Buffer
+	buf := &w.buf
+	defer func() {
+		if buf.Cap() > maxKeptBuf {
+			*buf = bytes.Buffer{}
+		}
+	}()
 	for done < len(lines) {
 		if w.f == nil {
 			// A failed rotation left no open file.
