@@ -3,8 +3,10 @@ package policies_test
 import (
 	"context"
 	"io/fs"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/loader"
@@ -13,6 +15,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/aupguard/aupguard/policies"
+	aupgrego "github.com/aupguard/aupguard/rego"
+	"github.com/aupguard/aupguard/verdict"
 )
 
 // prepareDecision compiles the embedded policies without their tests, as a
@@ -46,9 +50,11 @@ func prepareDecision(b *testing.B) rego.PreparedEvalQuery {
 
 // benchCase is one input of the benchmarks, with the decision it must give
 // (checked once before timing, so a broken policy cannot post a good time).
+// engine is the same input as the Go side states it, for BenchmarkEngine.
 type benchCase struct {
 	name   string
 	input  map[string]any
+	engine verdict.Input
 	action string
 	rule   string
 }
@@ -56,6 +62,8 @@ type benchCase struct {
 func benchCases() []benchCase {
 	learner := map[string]any{"ip": "10.1.2.3", "groups": []any{"learners"}}
 	now := map[string]any{"weekday": "wednesday", "hour": 14, "date": "2026-11-25"}
+	client := verdict.Client{IP: "10.1.2.3", Groups: []string{"learners"}}
+	at := time.Date(2026, 11, 25, 14, 0, 0, 0, time.UTC) // a Wednesday
 	return []benchCase{
 		{
 			name: "a_allowed_no_categories",
@@ -66,6 +74,9 @@ func benchCases() []benchCase {
 				"categories": map[string]any{},
 				"time":       now,
 			},
+			engine: verdict.Input{Source: verdict.SourceProxy, Phase: verdict.PhaseRequest, Client: client, Time: at,
+				Request: verdict.Request{Method: "GET", Scheme: "https", Host: "www.bbc.co.uk", Port: 443,
+					Path: "/news/technology-12345", Query: "at_medium=rss", ContentLength: -1}},
 			action: "allow", rule: "default_allow",
 		},
 		{
@@ -76,6 +87,9 @@ func benchCases() []benchCase {
 				"categories": map[string]any{"gambling": []any{"ut1:gambling", "sinfonietta-gambling"}},
 				"time":       now,
 			},
+			engine: verdict.Input{Source: verdict.SourceProxy, Phase: verdict.PhaseRequest, Client: client, Time: at,
+				Request:    verdict.Request{Method: "GET", Scheme: "https", Host: "www.bet365.com", Port: 443, Path: "/", ContentLength: -1},
+				Categories: map[string][]string{"gambling": {"ut1:gambling", "sinfonietta-gambling"}}},
 			action: "block", rule: "gambling",
 		},
 		{
@@ -87,6 +101,10 @@ func benchCases() []benchCase {
 				"categories": map[string]any{"social": []any{"ut1:social_networks", "sinfonietta-social"}},
 				"time":       now,
 			},
+			engine: verdict.Input{Source: verdict.SourceProxy, Phase: verdict.PhaseRequest, Client: client, Time: at,
+				Request: verdict.Request{Method: "POST", Scheme: "https", Host: "www.facebook.com", Port: 443, Path: "/share",
+					ContentType: "multipart/form-data; boundary=x", ContentLength: 52311},
+				Categories: map[string][]string{"social": {"ut1:social_networks", "sinfonietta-social"}}},
 			action: "block", rule: "social_publish_unapproved",
 		},
 		{
@@ -98,6 +116,9 @@ func benchCases() []benchCase {
 				"categories": map[string]any{},
 				"time":       now,
 			},
+			engine: verdict.Input{Source: verdict.SourceDNS, Phase: verdict.PhaseQuery, Client: client, Time: at,
+				Request: verdict.Request{Host: "www.bbc.co.uk", ContentLength: -1},
+				DNS:     &verdict.DNSQuestion{QName: "www.bbc.co.uk", QType: "A"}},
 			action: "allow", rule: "default_allow",
 		},
 	}
@@ -177,4 +198,32 @@ decision := {"action": "allow", "category": "", "rule": "default_allow", "reason
 	cases := benchCases()[:1]
 	cases[0].name = "constant_decision"
 	runCases(b, pq, cases, evalPlain)
+}
+
+// BenchmarkEngine evaluates the same cases the way aupguard does, through
+// rego.Engine (the input built in Go, the decision read into a
+// verdict.Decision): compare with BenchmarkDecision for what the engine's
+// evaluation set-up saves.
+func BenchmarkEngine(b *testing.B) {
+	e, err := aupgrego.New(context.Background(), aupgrego.Options{Builtin: policies.FS, SkipTests: true, Location: time.UTC,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := e.Current()
+	for _, tc := range benchCases() {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			d, err := p.Evaluate(ctx, &tc.engine)
+			if err != nil || string(d.Action) != tc.action || d.Rule != tc.rule {
+				b.Fatalf("decision %+v (%v), want action %s rule %s", d, err, tc.action, tc.rule)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Evaluate(ctx, &tc.engine); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -49,13 +49,6 @@ matches contains {
 	not allowed_outright(category)
 }
 
-# social_publisher: one of the client's groups may post to social media
-# without an individual approval (see social.rego).
-social_publisher if {
-	some group in input.client.groups
-	data.aupguard.groups[group].social_publish == true
-}
-
 # The safe-search level the DNS filter enforces for this client: the least
 # strict level any of the client's groups sets (consistent with permissions
 # being the union over groups), else safesearch_default. A value that is not

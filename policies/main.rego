@@ -42,7 +42,7 @@ decision := {
 	"cache_ttl_s": cache_ttl_s,
 	"safesearch": safesearch,
 } if {
-	count(matches) == 0
+	matches == set()
 } else := object.union(
 	{
 		"action": "block", "category": "", "rule": "unnamed_rule", "reason": "", "severity": "info", "alert": false,

@@ -9,14 +9,13 @@
 # input.time.date no approval can be checked, so none applies.
 package aupguard
 
-# Methods that send content to a site.
-publishing_methods := {"POST", "PUT", "PATCH"}
-
 # AUP: learners must not publish the provider's materials on social media
 # (Facebook, YouTube, Instagram, WhatsApp, LinkedIn, Twitter/X, blogs, any
 # site where text can be posted) without prior approval. Only requests that
 # carry a body count, so a form-less POST (a "like", a search) is not
-# mistaken for publishing.
+# mistaken for publishing. POST, PUT and PATCH are the methods that send
+# content; the set is written inline so that rule indexing skips this rule
+# for every other method.
 matches contains {
 	"action": "block",
 	"category": "social",
@@ -27,7 +26,7 @@ matches contains {
 } if {
 	input.phase == "request"
 	input.categories.social
-	input.request.method in publishing_methods
+	input.request.method in {"POST", "PUT", "PATCH"}
 	sends_body
 	not may_publish
 }
@@ -58,18 +57,32 @@ sends_body if input.request.content_length > 0
 
 sends_body if not input.request.content_length
 
-may_publish if social_publisher
-
+# may_publish: one of the client's groups may post to social media without
+# an individual approval (social_publish: true in data.aupguard.groups), or an
+# approval names the client's user or one of its groups. Each way is its own
+# rule, written out rather than through helper rules, because this is
+# evaluated for every social-media connection and post.
 may_publish if {
+	some group in input.client.groups
+	data.aupguard.groups[group].social_publish == true
+}
+
+# The user is read first so that rule indexing skips this rule for a client
+# without one.
+may_publish if {
+	user := input.client.user
 	some approval in data.aupguard.approvals
-	approval_names_client(approval)
+	approval.user == user
 	input.time.date <= approval.expires
 	approval_covers_host(approval)
 }
 
-approval_names_client(approval) if approval.user == input.client.user
-
-approval_names_client(approval) if approval.group in input.client.groups
+may_publish if {
+	some approval in data.aupguard.approvals
+	approval.group in input.client.groups
+	input.time.date <= approval.expires
+	approval_covers_host(approval)
+}
 
 approval_covers_host(approval) if "*" in approval.platforms
 

@@ -56,6 +56,13 @@ test_learner_head_allowed if {
 	d.action == "allow"
 }
 
+# Only POST, PUT and PATCH publish: a DELETE with a body is not a post.
+test_learner_delete_allowed if {
+	p := post(learner, "www.facebook.com", "2026-11-25")
+	d := aupguard.decision with input as json.patch(p, [{"op": "replace", "path": "/request/method", "value": "DELETE"}])
+	d.action == "allow"
+}
+
 test_learner_empty_post_allowed if {
 	p := post(learner, "www.facebook.com", "2026-11-25")
 	d := aupguard.decision with input as json.patch(p, [{"op": "replace", "path": "/request/content_length", "value": 0}])
