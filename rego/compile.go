@@ -10,7 +10,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/loader"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
@@ -173,27 +172,52 @@ func prepare(ctx context.Context, files Files, query string, opts Options) (*Pol
 			return nil, fmt.Errorf("policy tests: %d passed, %d failed:\n  %s", rep.Passed, rep.Failed, strings.Join(fails, "\n  "))
 		}
 	}
-	// AST values on read spare a JSON-to-AST conversion of data on every
-	// evaluation that reads data.aupguard.
-	store := inmem.NewFromObjectWithOpts(l.data, inmem.OptReturnASTValuesOnRead(true))
-	pq, err := rego.New(
-		rego.Query(query),
-		rego.Compiler(c),
-		rego.Store(store),
-	).PrepareForEval(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("prepare %s: %w", query, describe(err))
-	}
 	if err := checkDefined(c, query); err != nil {
 		return nil, err
 	}
+	p, err := prepareQuery(ctx, c, l.data, query)
+	if err != nil {
+		return nil, err
+	}
+	p.revision = files.Revision()
+	p.paths = inputPaths(c)
+	p.files = files.Names()
+	p.activated = time.Now()
+	p.input = newInputBuilder(opts.Location)
+	return p, nil
+}
+
+// prepareQuery compiles query against c and gives it a store holding data.
+// The store of a revision is never written to, so one read transaction,
+// opened here and never closed, serves every evaluation: a transaction
+// per evaluation would cost allocations and a read lock that every core
+// contends for.
+func prepareQuery(ctx context.Context, c *ast.Compiler, data map[string]any, query string) (*Policy, error) {
+	ref, err := ast.ParseRef(query)
+	if err != nil {
+		return nil, fmt.Errorf("query %q: %w", query, err)
+	}
+	result := ast.VarTerm("decision")
+	body, err := c.QueryCompiler().Compile(ast.NewBody(ast.Equality.Expr(ast.NewTerm(ref), result)))
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", query, describe(err))
+	}
+	// AST values on read spare a JSON-to-AST conversion of data.
+	store, err := newDataStore(ctx, inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true)))
+	if err != nil {
+		return nil, fmt.Errorf("policy data: %w", err)
+	}
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy data: %w", err)
+	}
 	return &Policy{
-		query:     pq,
-		revision:  files.Revision(),
-		paths:     inputPaths(c),
-		files:     files.Names(),
-		activated: time.Now(),
-		location:  opts.Location,
+		query:     body,
+		result:    result.Value.(ast.Var),
+		compiler:  c,
+		store:     store,
+		cache:     dataCache{store.root},
+		txn:       txn,
 		queryText: query,
 	}, nil
 }

@@ -35,6 +35,11 @@ var benchInputs = map[string]func() *verdict.Input{
 	},
 }
 
+// benchRules is the rule each of benchInputs must be decided by: checked
+// before timing, so that a policy that fails (and fails closed, quickly)
+// cannot post a good time.
+var benchRules = map[string]string{"allow": "default_allow", "gambling": "gambling", "social_post": "social_publish_unapproved"}
+
 // BenchmarkDecideUncached is a full decision with no cache: list lookup,
 // input built in Go, the whole default policy evaluated.
 func BenchmarkDecideUncached(b *testing.B) {
@@ -43,6 +48,9 @@ func BenchmarkDecideUncached(b *testing.B) {
 		mk := benchInputs[name]
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
+			if dec := d.Decide(ctx, mk()); dec.Rule != benchRules[name] || dec.Error != "" {
+				b.Fatalf("decision %+v, want rule %s", dec, benchRules[name])
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				d.Decide(ctx, mk())
