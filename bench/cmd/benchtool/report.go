@@ -92,8 +92,8 @@ func groups(recs []record) []*group {
 	return out
 }
 
-// peerOrder is the order of rows: aupguard, then the bare ceilings of
-// its own stack, then the established tools.
+// peerOrder is the order of rows: aupguard, then the bare libraries it
+// is built on, then the established tools.
 var peerOrder = []string{"aupguard", "bare-goproxy", "bare-miekgdns", "squid", "squid+squidguard", "e2guardian", "unbound", "dnsmasq"}
 
 func peerRank(p string) int {
@@ -321,8 +321,8 @@ func targets(w io.Writer, gs []*group) {
 				continue
 			}
 			ratio := primary(g, ag) / primary(g, p)
-			// The same ratio for the bare stack says whether the goal is
-			// within reach of Go, goproxy and miekg/dns at all.
+			// The same ratio for the bare library says how far the goal
+			// is from what goproxy, or miekg/dns's own server, reach alone.
 			ceiling := "–"
 			if b, ok := g.peer(bare); ok && primary(g, b) > 0 && goal.peer != bare {
 				ceiling = fmt.Sprintf("%.2f×", primary(g, b)/primary(g, p))
@@ -361,7 +361,7 @@ func targets(w io.Writer, gs []*group) {
 	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprint(w, "\n## targets\n\nceiling: the same ratio for the bare stack (bare-goproxy, bare-miekgdns) in place of aupguard.\n\n| target | measured | goal | met | ceiling |\n|---|---:|---:|---|---:|\n")
+	fmt.Fprint(w, "\n## targets\n\nbare: the same ratio for the bare library in place of aupguard (bare-goproxy, the proxy stack's ceiling; bare-miekgdns, miekg/dns's own server, which aupguard's UDP fast path no longer goes through).\n\n| target | measured | goal | met | bare |\n|---|---:|---:|---|---:|\n")
 	for _, r := range rows {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.what, r.measured, r.goal, r.met, r.ceiling)
 	}
