@@ -219,7 +219,10 @@ install_peers() {
 	apt-get update -qq
 	local pkg avail=()
 	for pkg in "${missing[@]}"; do
-		if apt-cache policy "$pkg" | grep -q 'Candidate: [0-9]'; then
+		# Read the whole answer before matching: with pipefail, grep -q
+		# closing the pipe early makes apt-cache die of SIGPIPE and the
+		# package look missing.
+		if [[ $(apt-cache policy "$pkg" 2>/dev/null) == *"Candidate: "[0-9]* ]]; then
 			avail+=("$pkg")
 		else
 			log "$pkg is not in this machine's package archive; that peer is skipped"
