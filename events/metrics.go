@@ -16,6 +16,7 @@ var (
 	mOverflow    = prometheus.NewDesc("aupguard_events_overflow_total", "Events refused because the queue stayed full.", nil, nil)
 	mRefused     = prometheus.NewDesc("aupguard_events_refused_total", "Events emitted after Close.", nil, nil)
 	mLost        = prometheus.NewDesc("aupguard_events_lost_total", "Events queued but never written (shutdown during a failing disk).", nil, nil)
+	mSpoolWrites = prometheus.NewDesc("aupguard_events_spool_writes_total", "Write calls appending events to the spool (spooled ÷ writes is the mean batch).", nil, nil)
 	mSpoolErrors = prometheus.NewDesc("aupguard_events_spool_errors_total", "Failed spool writes and fsyncs.", nil, nil)
 	mQueued      = prometheus.NewDesc("aupguard_events_queue_length", "Events waiting for the spool writer.", nil, nil)
 	mFiles       = prometheus.NewDesc("aupguard_events_spool_files", "Spool files on disk.", nil, nil)
@@ -35,7 +36,7 @@ var (
 
 // Describe sends every metric description.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mEmitted, mSpooled, mOverflow, mRefused, mLost, mSpoolErrors, mQueued, mFiles, mBytes,
+	for _, d := range []*prometheus.Desc{mEmitted, mSpooled, mOverflow, mRefused, mLost, mSpoolWrites, mSpoolErrors, mQueued, mFiles, mBytes,
 		mProcessed, mDelivered, mFailures, mRejected, mCorrupt, mCursorErrs, mLastOK, mConsidered, mSuppressed, mSent, mDedupErrs} {
 		ch <- d
 	}
@@ -55,6 +56,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(mOverflow, s.Overflow)
 	counter(mRefused, s.Refused)
 	counter(mLost, s.Lost)
+	counter(mSpoolWrites, s.SpoolWrites)
 	counter(mSpoolErrors, s.SpoolErrors)
 	gauge(mQueued, float64(s.Queued))
 	gauge(mFiles, float64(s.SpoolFiles))

@@ -48,6 +48,9 @@ func TestCollector(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)
 		}
 	}
+	if w := values["aupguard_events_spool_writes_total"]; w < 1 || w > 4 {
+		t.Errorf("aupguard_events_spool_writes_total = %v, want 1 to 4 for 4 events", w)
+	}
 	if values["aupguard_events_spool_files"] < 1 {
 		t.Error("no spool files reported")
 	}

@@ -660,3 +660,78 @@ func TestCloseLetsDeliveryInFlightFinish(t *testing.T) {
 	closeP(t, p2)
 	rcv.expectExactlyOnce(append(ids, more...))
 }
+
+// newWithLinger is start with the writer's linger set before it runs.
+func newWithLinger(t *testing.T, cfg Config, linger time.Duration) *Pipeline {
+	t.Helper()
+	p, err := New(cfg, "test-1", quiet())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	p.writeLinger = linger
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { closeP(t, p) })
+	return p
+}
+
+// A trickle of events, each queued after the writer has drained the last,
+// is written in a few writes rather than one each.
+func TestWriterGathersATrickle(t *testing.T) {
+	for _, tc := range []struct {
+		linger   time.Duration
+		gathered bool
+	}{{linger: 0, gathered: false}, {linger: 2 * time.Second, gathered: true}} {
+		t.Run(tc.linger.String(), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Fsync = FsyncInterval
+			cfg.FsyncInterval = 10 * time.Millisecond
+			p := newWithLinger(t, cfg, tc.linger)
+			const n = 40
+			for i := 0; i < n; i++ {
+				emitN(t, p, 1)
+				// Let the writer take what is queued before the next one.
+				eventually(t, "queue drained", func() bool { return p.Stats().Queued == 0 })
+				time.Sleep(200 * time.Microsecond)
+			}
+			closeP(t, p)
+			s := p.Stats()
+			if s.Spooled != n {
+				t.Fatalf("spooled %d of %d", s.Spooled, n)
+			}
+			// Without a linger every event is its own write; with one, the
+			// 40 events (well under a second) fill one or two.
+			if tc.gathered && s.SpoolWrites > 4 {
+				t.Errorf("%d writes for %d events with a %v linger, want a few", s.SpoolWrites, n, tc.linger)
+			}
+			if !tc.gathered && s.SpoolWrites < n/2 {
+				t.Errorf("%d writes for %d events without a linger: the test no longer tells them apart", s.SpoolWrites, n)
+			}
+		})
+	}
+}
+
+// A caller of EmitDurable never waits out the linger.
+func TestEmitDurableSkipsLinger(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Fsync = FsyncInterval
+	cfg.FsyncInterval = 10 * time.Millisecond
+	p := newWithLinger(t, cfg, time.Hour)
+	emitN(t, p, 3) // the writer now lingers for an hour over these
+	ev := testEvent("jsmith", "gambling", "high")
+	ev.Kind = KindReviewRequest
+	ev.ID = NewID()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.EmitDurable(ctx, ev); err != nil {
+		t.Fatalf("EmitDurable behind a lingering writer: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(p.Dir(), spoolName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(ev.ID)) {
+		t.Fatalf("event %s not in the spool after EmitDurable", ev.ID)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -122,6 +123,8 @@ type spoolWriter struct {
 	// buf gathers one write; it is kept between batches (the writer
 	// goroutine alone uses it) so a busy spool does not regrow it each time.
 	buf bytes.Buffer
+	// writes counts write calls, read by Stats.
+	writes atomic.Uint64
 }
 
 // maxKeptBuf is the largest write buffer kept between batches; a burst
@@ -274,6 +277,7 @@ func (w *spoolWriter) append(lines [][]byte) (int, error) {
 			return done, fmt.Errorf("writing %s: %w", filepath.Join(w.dir, spoolName(w.seq)), err)
 		}
 		w.size += int64(buf.Len())
+		w.writes.Add(1)
 		done += n
 	}
 	return done, nil
