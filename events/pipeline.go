@@ -391,21 +391,8 @@ func (p *Pipeline) runWriter() {
 				finish()
 				return
 			}
-			batch = append(batch[:0], it)
-			closed := false
-		drain:
-			for len(batch) < maxBatch {
-				select {
-				case it, ok := <-p.queue:
-					if !ok {
-						closed = true
-						break drain
-					}
-					batch = append(batch, it)
-				default:
-					break drain
-				}
-			}
+			var closed bool
+			batch, closed = p.gather(append(batch[:0], it), maxBatch, nil)
 			// A writer that drains faster than events arrive writes a few
 			// lines per syscall: under a flood of blocks (a DNS client
 			// retrying a blocked name) those writes were a sixth of the DNS
@@ -418,22 +405,7 @@ func (p *Pipeline) runWriter() {
 				} else {
 					linger.Reset(p.writeLinger)
 				}
-			fill:
-				for len(batch) < maxBatch {
-					select {
-					case it, ok := <-p.queue:
-						if !ok {
-							closed = true
-							break fill
-						}
-						batch = append(batch, it)
-						if it.done != nil {
-							break fill
-						}
-					case <-linger.C:
-						break fill
-					}
-				}
+				batch, closed = p.gather(batch, maxBatch, linger.C)
 				linger.Stop()
 			}
 			written := p.writeBatch(batch)
@@ -472,6 +444,40 @@ func (p *Pipeline) runWriter() {
 			syncNow()
 		}
 	}
+}
+
+// gather appends queued events to batch until it holds limit or the queue
+// is closed (closed is then true). With wait nil it takes only what is
+// queued now; otherwise it waits for more until wait fires or an
+// EmitDurable event arrives.
+func (p *Pipeline) gather(batch []item, limit int, wait <-chan time.Time) (_ []item, closed bool) {
+	for len(batch) < limit {
+		if wait == nil {
+			select {
+			case it, ok := <-p.queue:
+				if !ok {
+					return batch, true
+				}
+				batch = append(batch, it)
+				continue
+			default:
+				return batch, false
+			}
+		}
+		select {
+		case it, ok := <-p.queue:
+			if !ok {
+				return batch, true
+			}
+			batch = append(batch, it)
+			if it.done != nil {
+				return batch, false
+			}
+		case <-wait:
+			return batch, false
+		}
+	}
+	return batch, false
 }
 
 // lingerBelow is the batch size from which the writer writes at once:
