@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -848,6 +849,45 @@ func TestTunnelIdleTimeout(t *testing.T) {
 		t.Fatal("the idle tunnel was never closed by the proxy")
 	}
 	waitFor(t, "the idle tunnel's slot to be released", func() bool { return h.srv.Stats().TunnelsActive == 0 })
+}
+
+// A tunnel carrying traffic outlives its idle timeout, however its bytes
+// move (on Linux they are spliced past the connection's Read and Write,
+// and the socket's own clock must see them).
+func TestBusyTunnelOutlivesIdleTimeout(t *testing.T) {
+	const idle = time.Second
+	h := start(t, func(s *setup) { s.cfg.Timeouts.TunnelIdle = idle })
+	_, sp, _ := net.SplitHostPort(h.tls.Listener.Addr().String())
+	c, err := net.Dial("tcp", h.proxy.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "CONNECT "+hostSecure+":"+sp+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v", err)
+	}
+	if br.Buffered() != 0 {
+		t.Fatal("bytes after the CONNECT answer")
+	}
+	tc := tls.Client(c, &tls.Config{RootCAs: h.ca.pool, ServerName: hostSecure})
+	defer tc.Close()
+	_ = tc.SetDeadline(time.Now().Add(30 * time.Second))
+	tr := bufio.NewReader(tc)
+	began := time.Now()
+	for n := 0; time.Since(began) < 3*idle; n++ {
+		if _, err := io.WriteString(tc, "GET /hello HTTP/1.1\r\nHost: "+hostSecure+"\r\n\r\n"); err != nil {
+			t.Fatalf("request %d, %v into a busy tunnel: %v", n, time.Since(began), err)
+		}
+		resp, err := http.ReadResponse(tr, nil)
+		if err != nil {
+			t.Fatalf("answer %d, %v into a busy tunnel (cut as idle?): %v", n, time.Since(began), err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		time.Sleep(idle / 10)
+	}
 }
 
 func TestMalformedRequestsAnsweredAndServerStaysUp(t *testing.T) {

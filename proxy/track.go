@@ -140,6 +140,10 @@ func (s *connSet) closeIdle(quiet time.Duration) {
 // traffic either way, which ends both relay directions.
 type trackedConn struct {
 	net.Conn
+	// tcp is the socket itself when the kernel can say how long it has
+	// been quiet (Linux's TCP_INFO): then the socket's own clock measures
+	// idleness, and tunnels may splice(2) bytes past Read and Write.
+	tcp     *net.TCPConn
 	idle    time.Duration
 	last    atomic.Int64
 	timer   *time.Timer
@@ -149,6 +153,11 @@ type trackedConn struct {
 
 func newTrackedConn(c net.Conn, idle time.Duration, onClose func(*trackedConn)) *trackedConn {
 	t := &trackedConn{Conn: c, idle: idle, onClose: onClose}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if _, ok := socketQuiet(tc); ok {
+			t.tcp = tc
+		}
+	}
 	t.touch()
 	t.timer = time.AfterFunc(idle, t.watch)
 	return t
@@ -156,7 +165,18 @@ func newTrackedConn(c net.Conn, idle time.Duration, onClose func(*trackedConn)) 
 
 func (c *trackedConn) touch() { c.last.Store(time.Now().UnixNano()) }
 
-func (c *trackedConn) quiet() time.Duration { return time.Since(time.Unix(0, c.last.Load())) }
+// quiet is how long no byte has passed either way: since the last Read or
+// Write, or, when the kernel tells, since the socket last sent or received
+// data (bytes spliced by a tunnel never pass through Read or Write).
+func (c *trackedConn) quiet() time.Duration {
+	q := time.Since(time.Unix(0, c.last.Load()))
+	if c.tcp != nil {
+		if k, ok := socketQuiet(c.tcp); ok && k < q {
+			q = k
+		}
+	}
+	return q
+}
 
 func (c *trackedConn) watch() {
 	quiet := c.quiet()
