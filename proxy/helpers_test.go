@@ -447,6 +447,26 @@ func (h *harness) client(src string) *http.Client {
 	}
 }
 
+// connect asks the proxy for a tunnel to the TLS origin on a connection
+// of its own (closed at cleanup) and returns it, a reader positioned
+// after the proxy's answer, and the answer's status.
+func (h *harness) connect(t testing.TB) (net.Conn, *bufio.Reader, int) {
+	t.Helper()
+	_, sp, _ := net.SplitHostPort(h.tls.Listener.Addr().String())
+	c, err := net.Dial("tcp", h.proxy.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_, _ = io.WriteString(c, "CONNECT "+hostSecure+":"+sp+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		t.Fatalf("CONNECT: %v", err)
+	}
+	return c, br, resp.StatusCode
+}
+
 // raw sends a hand-written request to the proxy and returns the response.
 func (h *harness) raw(t testing.TB, req string) (*http.Response, []byte) {
 	t.Helper()

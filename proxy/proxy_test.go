@@ -600,18 +600,9 @@ func TestHopByHopHeadersStripped(t *testing.T) {
 
 func TestTunnelCapPerClient(t *testing.T) {
 	h := start(t, func(s *setup) { s.cfg.MaxTunnelsPerClient = 2 })
-	_, sp, _ := net.SplitHostPort(h.tls.Listener.Addr().String())
 	open := func() (net.Conn, int) {
-		c, err := net.Dial("tcp", h.proxy.Host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.WriteString(c, "CONNECT "+hostSecure+":"+sp+" HTTP/1.1\r\nHost: x\r\n\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c, resp.StatusCode
+		c, _, status := h.connect(t)
+		return c, status
 	}
 	c1, s1 := open()
 	c2, s2 := open()
@@ -782,17 +773,9 @@ func TestShutdownDrainsInFlightRequest(t *testing.T) {
 
 func TestShutdownDeadlineClosesTunnels(t *testing.T) {
 	h := start(t, nil)
-	_, sp, _ := net.SplitHostPort(h.tls.Listener.Addr().String())
-	c, err := net.Dial("tcp", h.proxy.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, _ = io.WriteString(c, "CONNECT "+hostSecure+":"+sp+" HTTP/1.1\r\nHost: x\r\n\r\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("CONNECT: %v %v", resp, err)
+	c, br, status := h.connect(t)
+	if status != 200 {
+		t.Fatalf("CONNECT: %d", status)
 	}
 	// The tunnel stays open; a shutdown whose time runs out must cut it
 	// rather than hang. (Idle tunnels are cut early during a drain; that is
@@ -831,16 +814,9 @@ func TestShutdownClosesIdleTunnelsEarly(t *testing.T) {
 
 func TestTunnelIdleTimeout(t *testing.T) {
 	h := start(t, func(s *setup) { s.cfg.Timeouts.TunnelIdle = 200 * time.Millisecond })
-	_, sp, _ := net.SplitHostPort(h.tls.Listener.Addr().String())
-	c, err := net.Dial("tcp", h.proxy.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, _ = io.WriteString(c, "CONNECT "+hostSecure+":"+sp+" HTTP/1.1\r\nHost: x\r\n\r\n")
-	br := bufio.NewReader(c)
-	if resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect}); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("CONNECT: %v", err)
+	c, br, status := h.connect(t)
+	if status != 200 {
+		t.Fatalf("CONNECT: %d", status)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	if _, err := br.ReadByte(); err == nil {
@@ -857,16 +833,9 @@ func TestTunnelIdleTimeout(t *testing.T) {
 func TestBusyTunnelOutlivesIdleTimeout(t *testing.T) {
 	const idle = time.Second
 	h := start(t, func(s *setup) { s.cfg.Timeouts.TunnelIdle = idle })
-	_, sp, _ := net.SplitHostPort(h.tls.Listener.Addr().String())
-	c, err := net.Dial("tcp", h.proxy.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, _ = io.WriteString(c, "CONNECT "+hostSecure+":"+sp+" HTTP/1.1\r\nHost: x\r\n\r\n")
-	br := bufio.NewReader(c)
-	if resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect}); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("CONNECT: %v", err)
+	c, br, status := h.connect(t)
+	if status != 200 {
+		t.Fatalf("CONNECT: %d", status)
 	}
 	if br.Buffered() != 0 {
 		t.Fatal("bytes after the CONNECT answer")
