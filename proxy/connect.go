@@ -153,11 +153,11 @@ func relay(client net.Conn, clientSrc io.Reader, up net.Conn, bufs *bufPool) (se
 }
 
 // copyTunnel copies one direction of a tunnel. Between two sockets the
-// kernel moves the bytes itself (net.TCPConn.ReadFrom splices on Linux):
-// in the tunnel-stream bench that took one tunnel from 1048 MB/s at 80%
-// CPU to 1566 MB/s at 52%;
-// otherwise (bytes the HTTP server had buffered, a client socket whose
-// idleness only Read and Write can see) it copies through a pooled buffer.
+// kernel moves the bytes itself (net.TCPConn.ReadFrom splices on Linux;
+// one tunnel went from 1048 MB/s at 80% CPU to 1694 MB/s at 50%, see
+// docs/benchmarks.md). Otherwise — bytes the HTTP server had buffered, a
+// client socket whose idleness only Read and Write can see — it copies
+// through a pooled buffer.
 func copyTunnel(dst io.Writer, src io.Reader, bufs *bufPool) (int64, error) {
 	if d, s := socketOf(dst), socketOf(src); d != nil && s != nil {
 		return d.ReadFrom(s)
