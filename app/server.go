@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -254,7 +255,7 @@ func (s *Server) startAdmin() error {
 	if s.DNS != nil {
 		stats["dns"] = func() any { return s.DNS.Stats() }
 	}
-	collectors := []prometheus.Collector{s.Events.Collector()}
+	collectors := []prometheus.Collector{s.Events.Collector(), s.Core.Lists.Collector()}
 	if s.Redis != nil {
 		stats["redis"] = func() any { return s.Redis.Stats() }
 		collectors = append(collectors, s.Redis.Collector())
@@ -266,6 +267,7 @@ func (s *Server) startAdmin() error {
 		Metrics:    []string{"decider", "proxy", "dns"},
 		Collectors: collectors,
 		Ready:      s.ready,
+		Degraded:   s.degraded,
 		Started:    s.started,
 	})
 	if err != nil {
@@ -290,6 +292,15 @@ func (s *Server) ready() error {
 		return errors.New("lists not loaded")
 	}
 	return nil
+}
+
+// degraded names what the instance runs without: list sources of which no
+// copy could be had (they are retried in the background).
+func (s *Server) degraded() string {
+	if missing := s.Core.Lists.Missing(); len(missing) > 0 {
+		return fmt.Sprintf("%d list source(s) unavailable: %s", len(missing), strings.Join(missing, ", "))
+	}
+	return ""
 }
 
 // AdminAddr is the console's bound address (nil when disabled).

@@ -32,6 +32,10 @@ type Deps struct {
 	Collectors []prometheus.Collector
 	// Ready reports whether the instance should receive traffic.
 	Ready func() error
+	// Degraded says what the instance is running without (list sources
+	// that could not be had…), "" when nothing. A degraded instance is
+	// still ready: a filter with fewer lists is better than no filter.
+	Degraded func() string
 	// Started is when the process started.
 	Started time.Time
 }
@@ -69,6 +73,12 @@ func Handler(d Deps) (http.Handler, error) {
 				return
 			}
 		}
+		if d.Degraded != nil {
+			if why := d.Degraded(); why != "" {
+				w.Write([]byte("ready, degraded: " + why + "\n"))
+				return
+			}
+		}
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -95,6 +105,7 @@ func Handler(d Deps) (http.Handler, error) {
 			"revision": idx.Revision(),
 			"built_at": idx.BuiltAt(),
 			"names":    idx.Len(),
+			"status":   d.Lists.Sources(),
 			"sources":  idx.Stats(),
 		})
 	})
