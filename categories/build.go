@@ -341,7 +341,6 @@ func (l *loader) loadRemote(ctx context.Context, o *loadOutcome, seed maphash.Se
 type builder struct {
 	seed  maphash.Seed
 	in    *interner
-	outs  []*loadOutcome
 	lists []*listResult
 }
 
