@@ -268,3 +268,33 @@ func TestListsStats(t *testing.T) {
 		}
 	}
 }
+
+// TestCAInitAndExport: ca init writes the CA under data_dir/ca (key 0600),
+// refuses to overwrite it without --force, and ca export prints it as PEM
+// or DER.
+func TestCAInitAndExport(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "aupguard.yaml")
+	os.WriteFile(cfg, []byte("data_dir: "+dir+"\nintercept: {organisation: Example Training Ltd}\n"), 0o644)
+	r := runCmd(t, "", "ca", "init", "--config", cfg)
+	if r.code != exitOK || !strings.Contains(r.stdout, "Example Training Ltd") {
+		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "ca", "ca.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key: %v %v", st.Mode(), err)
+	}
+	if r := runCmd(t, "", "ca", "init", "--config", cfg); r.code != exitUsage || !strings.Contains(r.stderr, "--force") {
+		t.Fatalf("second init: exit %d %s", r.code, r.stderr)
+	}
+	pemOut := runCmd(t, "", "ca", "export", "--config", cfg)
+	derOut := runCmd(t, "", "ca", "export", "--config", cfg, "--der")
+	if pemOut.code != exitOK || !strings.HasPrefix(pemOut.stdout, "-----BEGIN CERTIFICATE-----") || derOut.code != exitOK || derOut.stdout[0] != 0x30 {
+		t.Fatalf("export: %d %q / %d", pemOut.code, pemOut.stdout[:40], derOut.code)
+	}
+	if r := runCmd(t, "", "ca", "init", "--config", cfg, "--force"); r.code != exitOK {
+		t.Fatalf("forced init: %d %s", r.code, r.stderr)
+	}
+	if again := runCmd(t, "", "ca", "export", "--config", cfg); again.stdout == pemOut.stdout {
+		t.Fatal("--force kept the old CA")
+	}
+}

@@ -7,6 +7,7 @@
 //	aupguard policy test  [DIR]                      run the policies' Rego unit tests
 //	aupguard lists stats  [--config F]               per-category counts per list source
 //	aupguard lists defaults                          the default sources, their URLs and licences
+//	aupguard ca init|export [--config F]             create the interception CA, print it for devices
 package main
 
 import (
@@ -41,6 +42,7 @@ commands:
   policy test  run the Rego unit tests of the built-in policies, or of DIR
   lists stats  print per-category entry counts and the standing of each list source
   lists defaults  print the default list sources: publisher URLs, mirror file names, licences
+  ca init      create the TLS interception CA (data_dir/ca); ca export prints it for MDM/GPO
   version      print the version
 
 Run "aupguard <command> -h" for a command's flags.
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		fmt.Fprintln(stderr, "usage: aupguard lists stats [--config F] | aupguard lists defaults")
 		return exitUsage
+	case "ca":
+		return cmdCA(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "aupguard", version())
 		return exitOK
