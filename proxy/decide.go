@@ -54,34 +54,17 @@ func (t *txn) client() verdict.Client {
 	return verdict.Client{IP: t.ipStr, User: t.user, Groups: t.groups}
 }
 
-// requestFromHTTP builds the policy's view of a plain-HTTP request.
+// requestFromHTTP builds the policy's view of a plain-HTTP request, with
+// the URL read as `aupguard check` reads it (verdict.URLRequest).
 func requestFromHTTP(r *http.Request) (verdict.Request, error) {
-	host, err := normHost(r.URL.Hostname())
+	req, err := verdict.URLRequest(r.URL)
 	if err != nil {
-		return verdict.Request{}, err
+		return verdict.Request{}, &badRequest{err.Error()}
 	}
-	scheme := strings.ToLower(r.URL.Scheme)
-	port := 0
-	if p := r.URL.Port(); p != "" {
-		port, err = strconv.Atoi(p)
-		if err != nil || port < 1 || port > 65535 {
-			return verdict.Request{}, &badRequest{"bad port " + strconv.Quote(p)}
-		}
-	} else if scheme == "https" {
-		port = 443
-	} else {
-		port = 80
-	}
-	return verdict.Request{
-		Method:        r.Method,
-		Scheme:        scheme,
-		Host:          host,
-		Port:          port,
-		Path:          r.URL.Path,
-		Query:         r.URL.RawQuery,
-		ContentType:   mediaType(r.Header.Get("Content-Type")),
-		ContentLength: r.ContentLength, // -1 when chunked: unknown
-	}, nil
+	req.Method = r.Method
+	req.ContentType = mediaType(r.Header.Get("Content-Type"))
+	req.ContentLength = r.ContentLength // -1 when chunked: unknown
+	return req, nil
 }
 
 // requestFromConnect builds the policy's view of a CONNECT: only the host
@@ -95,13 +78,9 @@ func requestFromConnect(hostport string) (verdict.Request, error) {
 	if err != nil || port < 1 || port > 65535 {
 		return verdict.Request{}, &badRequest{"bad port " + strconv.Quote(p)}
 	}
-	host, err := normHost(h)
+	req, err := verdict.ConnectRequest(h, port)
 	if err != nil {
 		return verdict.Request{}, &badRequest{err.Error()}
-	}
-	req := verdict.Request{Method: http.MethodConnect, Host: host, Port: port, ContentLength: -1}
-	if port == 443 {
-		req.Scheme = "https"
 	}
 	return req, nil
 }
