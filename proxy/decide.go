@@ -207,58 +207,15 @@ func (s *Server) logDecision(ctx context.Context, in *verdict.Input, d *verdict.
 	s.log.LogAttrs(ctx, level, "decision", attrs...)
 }
 
-// event builds the misuse event for a decision. The URL carries no query
-// string: an event holds the least data that makes it attributable.
+// event builds the misuse event for a decision, with the builder every
+// enforcement point uses. The URL carries no query string: an event holds
+// the least data that makes it attributable.
 func (s *Server) event(in *verdict.Input, d *verdict.Decision) events.Event {
-	kind := events.KindAlert
-	if d.Blocked() {
-		kind = events.KindBlock
-	}
-	ev := events.Event{
-		ID:             s.opts.NewID(),
-		Time:           time.Now().UTC(),
-		Instance:       s.opts.Instance,
-		Kind:           kind,
-		Source:         string(verdict.SourceProxy),
-		Phase:          string(in.Phase),
-		Action:         string(d.Action),
-		Category:       d.Category,
-		Rule:           d.Rule,
-		Reason:         d.Reason,
-		Severity:       string(d.Severity),
-		Alert:          d.Alert,
-		ClientIP:       in.Client.IP,
-		User:           in.Client.User,
-		Host:           in.Request.Host,
-		URL:            eventURL(&in.Request),
-		Method:         in.Request.Method,
-		PolicyRevision: d.PolicyRevision,
-		ListsRevision:  d.ListsRevision,
-		Error:          d.Error,
-	}
-	// The decider may have filled in the default groups: the event names
-	// the groups the decision was made for.
-	if len(in.Client.Groups) > 0 {
-		ev.Groups = append([]string(nil), in.Client.Groups...)
-	}
+	ev, _ := events.FromDecision(d, in, s.buildOptions())
 	return ev
 }
 
-// eventURL is scheme://host[:port]/path, or host:port for a tunnel.
-func eventURL(r *verdict.Request) string {
-	hostport := r.Host
-	if strings.Contains(hostport, ":") {
-		hostport = "[" + hostport + "]"
-	}
-	if r.Method == http.MethodConnect {
-		return net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
-	}
-	if !(r.Scheme == "http" && r.Port == 80) && !(r.Scheme == "https" && r.Port == 443) && r.Port > 0 {
-		hostport = net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
-	}
-	path := r.Path
-	if path == "" {
-		path = "/"
-	}
-	return r.Scheme + "://" + hostport + path
+// buildOptions are the proxy's settings for the events it builds.
+func (s *Server) buildOptions() events.BuildOptions {
+	return events.BuildOptions{NewID: s.opts.NewID, Instance: s.opts.Instance}
 }

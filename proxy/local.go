@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aupguard/aupguard/events"
+	"github.com/aupguard/aupguard/verdict"
 )
 
 // serveLocal answers requests addressed to the proxy itself: the review
@@ -77,24 +78,11 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, t *txn) {
 		data.Host = rec.ev.Host
 	}
 	if !already {
-		ev := events.Event{
-			ID:       s.opts.NewID(),
-			Time:     now.UTC(),
-			Instance: s.opts.Instance,
-			Kind:     events.KindReviewRequest,
-			Source:   "proxy",
-			Severity: "info",
-			ClientIP: t.ipStr,
-			User:     t.user,
-			Ref:      ref,
+		var disputed *events.Event
+		if known {
+			disputed = &rec.ev
 		}
-		if len(t.groups) > 0 {
-			ev.Groups = append([]string(nil), t.groups...)
-		}
-		if known && rec.ev.ID != "" {
-			ev.Phase, ev.Category, ev.Rule = rec.ev.Phase, rec.ev.Category, rec.ev.Rule
-			ev.Host, ev.URL, ev.Method = rec.ev.Host, rec.ev.URL, rec.ev.Method
-		}
+		ev := events.ReviewRequest(ref, verdict.SourceProxy, t.client(), disputed, s.buildOptions())
 		s.stats.reviews.Add(1)
 		if err := s.opts.Emitter.Emit(context.WithoutCancel(r.Context()), ev); err != nil {
 			s.stats.emitErr.Add(1)

@@ -191,7 +191,7 @@ func TestConnectBlocked(t *testing.T) {
 		t.Fatalf("%d events, want 1", len(evs))
 	}
 	ev := evs[0]
-	if ev.Phase != "connect" || ev.Method != "CONNECT" || ev.Host != hostCasino || ev.URL != hostCasino+":443" || ev.Category != "gambling" {
+	if ev.Phase != "connect" || ev.Method != "CONNECT" || ev.Host != hostCasino || ev.URL != "https://"+hostCasino || ev.Category != "gambling" {
 		t.Errorf("event %+v", ev)
 	}
 	for _, want := range []string{"Category:  Gambling", "Reason:    Online gambling", "Reference: " + ev.ID} {
