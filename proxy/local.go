@@ -30,6 +30,12 @@ func (s *Server) serveLocal(w http.ResponseWriter, r *http.Request, t *txn) {
 	}
 }
 
+// durableEmitter is an Emitter that can wait until an event is on disk
+// (events.Pipeline).
+type durableEmitter interface {
+	EmitDurable(ctx context.Context, ev events.Event) error
+}
+
 // maxRef bounds a reference; event IDs are far shorter.
 const maxRef = 64
 
@@ -84,9 +90,26 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, t *txn) {
 		}
 		ev := events.ReviewRequest(ref, verdict.SourceProxy, t.client(), disputed, s.buildOptions())
 		s.stats.reviews.Add(1)
-		if err := s.opts.Emitter.Emit(context.WithoutCancel(r.Context()), ev); err != nil {
+		// The page tells the learner the request is recorded, so it waits
+		// for the disk when the Emitter can say; a hang-up must not cancel
+		// it, and the pipeline bounds the wait by its emit_timeout.
+		ctx := context.WithoutCancel(r.Context())
+		var err error
+		if de, ok := s.opts.Emitter.(durableEmitter); ok {
+			err = de.EmitDurable(ctx, ev)
+		} else {
+			err = s.opts.Emitter.Emit(ctx, ev)
+		}
+		if err != nil {
 			s.stats.emitErr.Add(1)
 			s.log.Error("proxy: emitting review request", "event_id", ev.ID, "ref", ref, "err", err)
+			s.reviewMu.Lock()
+			if rec, ok := s.recent.Get(ref); ok {
+				rec.reviewed = false // let the learner try again
+			}
+			s.reviewMu.Unlock()
+			plain(w, http.StatusServiceUnavailable, "aupguard: the review request could not be recorded just now. Please try again in a minute, or tell a member of staff the reference "+ref+".\n")
+			return
 		}
 		s.log.Info("review requested", "client_ip", t.ipStr, "user", t.user, "ref", ref, "event_id", ev.ID, "known", known)
 	}

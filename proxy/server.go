@@ -37,7 +37,11 @@ type Decider interface {
 	Decide(ctx context.Context, in *verdict.Input) verdict.Decision
 }
 
-// Emitter receives misuse events.
+// Emitter receives misuse events. The proxy passes a context that a
+// client hanging up does not cancel, so Emit must bound its own wait
+// (events.Pipeline waits at most its emit_timeout). An Emitter that also
+// has EmitDurable (the pipeline does) is used through it for review
+// requests, which a learner is told have been recorded.
 type Emitter interface {
 	Emit(ctx context.Context, ev events.Event) error
 }
