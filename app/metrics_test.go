@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,34 @@ redis: {enabled: true, addrs: ["%s"]}
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// Each component's README names every metric it exports, in a
+	// "Metrics" section.
+	readmes := map[string]string{
+		"aupguard_proxy_": "../proxy/README.md", "aupguard_dns_": "../dnsfilter/README.md",
+		"aupguard_events_": "../events/README.md", "aupguard_redis_": "../redisstore/README.md",
+		"aupguard_decider_": "../verdict/README.md", "aupguard_decision_": "../verdict/README.md",
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, ok := strings.CutPrefix(line, "# TYPE ")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		for prefix, readme := range readmes {
+			if !strings.HasPrefix(name, prefix) {
+				continue
+			}
+			doc, err := os.ReadFile(readme)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, section, found := strings.Cut(string(doc), "\n## Metrics\n")
+			section, _, _ = strings.Cut(section, "\n## ")
+			if !found || !strings.Contains(section, "`"+name+"`") && !strings.Contains(section, "`"+name+"{") {
+				t.Errorf("%s: the Metrics section does not name %s", readme, name)
+			}
 		}
 	}
 	if t.Failed() {
