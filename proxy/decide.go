@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -171,40 +170,10 @@ func (s *Server) record(ctx context.Context, in *verdict.Input, d *verdict.Decis
 	return evID
 }
 
-// logDecision writes the canonical line: one per decision, with the same
-// keys everywhere, so a grep or a log query can follow any request.
-// Allows go to Debug unless log_allows is set, and are not even built when
-// that level is off.
+// logDecision writes the canonical decision line, with the helper and
+// keys every enforcement point uses (verdict.LogDecision).
 func (s *Server) logDecision(ctx context.Context, in *verdict.Input, d *verdict.Decision, took time.Duration, evID string) {
-	level := slog.LevelDebug
-	if d.Blocked() || d.Alert || s.cfg.LogAllows {
-		level = slog.LevelInfo
-	}
-	if !s.log.Enabled(ctx, level) {
-		return
-	}
-	attrs := make([]slog.Attr, 0, 16)
-	attrs = append(attrs,
-		slog.String("client_ip", in.Client.IP),
-		slog.String("user", in.Client.User),
-		slog.Any("groups", in.Client.Groups),
-		slog.String("method", in.Request.Method),
-		slog.String("host", in.Request.Host),
-		slog.String("phase", string(in.Phase)),
-		slog.String("action", string(d.Action)),
-		slog.String("category", d.Category),
-		slog.String("rule", d.Rule),
-		slog.String("cached", d.Cached),
-		slog.Duration("duration", took),
-		slog.String("event_id", evID),
-	)
-	if in.Response != nil {
-		attrs = append(attrs, slog.Int("status", in.Response.Status))
-	}
-	if d.Error != "" {
-		attrs = append(attrs, slog.String("error", d.Error))
-	}
-	s.log.LogAttrs(ctx, level, "decision", attrs...)
+	verdict.LogDecision(ctx, s.log, in, d, took, evID, s.cfg.LogAllows)
 }
 
 // event builds the misuse event for a decision, with the builder every
