@@ -255,7 +255,10 @@ func (s *Server) startAdmin() error {
 	if s.DNS != nil {
 		stats["dns"] = func() any { return s.DNS.Stats() }
 	}
-	collectors := []prometheus.Collector{s.Events.Collector(), s.Core.Lists.Collector()}
+	collectors := []prometheus.Collector{s.Core.Decider.Collector(), console.ProxyCollector(s.Proxy.Stats), s.Events.Collector(), s.Core.Lists.Collector()}
+	if s.DNS != nil {
+		collectors = append(collectors, console.DNSCollector(s.DNS.Stats))
+	}
 	if s.Redis != nil {
 		stats["redis"] = func() any { return s.Redis.Stats() }
 		collectors = append(collectors, s.Redis.Collector())
@@ -264,7 +267,6 @@ func (s *Server) startAdmin() error {
 		Policy:     s.Core.Engine,
 		Lists:      s.Core.Lists,
 		Stats:      stats,
-		Metrics:    []string{"decider", "proxy", "dns"},
 		Collectors: collectors,
 		Ready:      s.ready,
 		Degraded:   s.degraded,

@@ -43,7 +43,9 @@ type Config struct {
 	// name → addresses. Entries of HostsFile are added, Hosts wins.
 	Hosts map[string][]string `yaml:"hosts"`
 	// HostsFile is an /etc/hosts-style file (address, then names) read
-	// into Hosts at start and on SIGHUP.
+	// into Hosts at start only: SIGHUP does not re-read it (the proxy and
+	// the DNS filter take their overrides when built), so restart after
+	// changing it.
 	HostsFile string `yaml:"hosts_file"`
 	Admin     Admin  `yaml:"admin"`
 	// Intercept is selective TLS interception: the CA and its leaves.

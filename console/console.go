@@ -24,11 +24,9 @@ type Deps struct {
 	// Stats are named counter sources ("decider", "proxy", "dns",
 	// "events"), each returning a struct; all are shown on /api/stats.
 	Stats map[string]func() any
-	// Metrics names the Stats whose numeric fields are exported on
-	// /metrics as aupguard_<name>_<field> (components with their own
-	// collector are left out).
-	Metrics []string
-	// Collectors are extra Prometheus collectors (the event pipeline's).
+	// Collectors are the components' Prometheus collectors (the
+	// decider's, ProxyCollector, DNSCollector, the event pipeline's, ...),
+	// exported on /metrics with the Go and process collectors.
 	Collectors []prometheus.Collector
 	// Ready reports whether the instance should receive traffic.
 	Ready func() error
@@ -47,11 +45,6 @@ func Handler(d Deps) (http.Handler, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newRevisionCollector(d),
-	}
-	for _, name := range d.Metrics {
-		if fn, ok := d.Stats[name]; ok {
-			cs = append(cs, newStatsCollector(name, fn))
-		}
 	}
 	cs = append(cs, d.Collectors...)
 	for _, c := range cs {

@@ -267,7 +267,7 @@ func TestServeAdminEndpoints(t *testing.T) {
 		resp.Body.Close()
 	}
 	code, body := get("/metrics")
-	if code != 200 || !strings.Contains(body, "aupguard_decider_decisions") || !strings.Contains(body, "aupguard_proxy_blocked 1") || !strings.Contains(body, "aupguard_revision_info") {
+	if code != 200 || !strings.Contains(body, "aupguard_decider_decisions") || !strings.Contains(body, "aupguard_proxy_blocked_total 1") || !strings.Contains(body, "aupguard_revision_info") {
 		t.Fatalf("/metrics %d:\n%s", code, body)
 	}
 	code, body = get("/api/policy")
