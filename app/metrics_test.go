@@ -94,6 +94,7 @@ redis: {enabled: true, addrs: ["%s"]}
 		"aupguard_proxy_": "../proxy/README.md", "aupguard_dns_": "../dnsfilter/README.md",
 		"aupguard_events_": "../events/README.md", "aupguard_redis_": "../redisstore/README.md",
 		"aupguard_decider_": "../verdict/README.md", "aupguard_decision_": "../verdict/README.md",
+		"aupguard_lists_": "../categories/README.md",
 	}
 	for _, line := range strings.Split(string(body), "\n") {
 		name, ok := strings.CutPrefix(line, "# TYPE ")
