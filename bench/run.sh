@@ -329,10 +329,17 @@ start_origins() {
 # bench block list as category gambling (which the built-in policy
 # blocks for every group), events on (the default), the per-client DNS
 # rate limit off (dnsperf is one client sending far beyond any device).
+# The tunnel origins are not on 443: like squid's "CONNECT to any port"
+# below, the policy data gets their ports added to connect_ports (a copy of
+# the shipped data.yaml in an admin policy directory).
 aupguard_config() {
 	local file=$1 list=$2
+	mkdir -p "$RUN/aupguard-policy"
+	sed "s/^  connect_ports: \[\(.*\)\]$/  connect_ports: [\1, $P_FIRST, $P_STREAM]/" "$ROOT/policies/data.yaml" >"$RUN/aupguard-policy/data.yaml"
+	grep -q "connect_ports: \[.*$P_STREAM\]" "$RUN/aupguard-policy/data.yaml" || { echo "bench: cannot add the tunnel ports to connect_ports" >&2; exit 1; }
 	cat >"$file" <<EOF
 data_dir: $RUN/aupguard-data
+policy: {dir: $RUN/aupguard-policy, watch: false}
 log: {level: warn}
 admin: {listen: "127.0.0.1:$P_AGADMIN"}
 proxy:

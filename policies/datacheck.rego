@@ -171,3 +171,40 @@ hour(x) if {
 	x >= 0
 	x <= 24
 }
+
+problems contains sprintf("connect_ports: %v is not a list of ports (1-65535) or \"low-high\" ranges", [v]) if {
+	v := aupguard.connect_ports
+	not valid_ports(v)
+}
+
+problems contains sprintf("groups.%s.connect_ports: %v is not a list of ports (1-65535) or \"low-high\" ranges", [name, v]) if {
+	some name, group in aupguard.groups
+	v := group.connect_ports
+	not valid_ports(v)
+}
+
+valid_ports(v) if {
+	is_array(v)
+	every p in v {
+		valid_port_entry(p)
+	}
+}
+
+valid_port_entry(p) if valid_port(p)
+
+valid_port_entry(p) if {
+	is_string(p)
+	[lo, hi] := split(p, "-")
+	regex.match(`^[0-9]+$`, lo)
+	regex.match(`^[0-9]+$`, hi)
+	valid_port(to_number(lo))
+	valid_port(to_number(hi))
+	to_number(lo) <= to_number(hi)
+}
+
+valid_port(p) if {
+	is_number(p)
+	p == round(p)
+	p >= 1
+	p <= 65535
+}

@@ -70,3 +70,12 @@ test_bad_default_reported if {
 	problems := datacheck.problems with data.aupguard.safesearch_default as "high"
 	problems == {"safesearch_default: high is not one of strict, moderate, off"}
 }
+
+test_connect_ports_checked if {
+	p := datacheck.problems with data.aupguard.connect_ports as [443, "8443", 70000]
+	p == {`connect_ports: [443, "8443", 70000] is not a list of ports (1-65535) or "low-high" ranges`}
+	q := datacheck.problems with data.aupguard.connect_ports as [443, "8000-8999"]
+	q == set()
+	r := datacheck.problems with data.aupguard.connect_ports as ["9000-8000"]
+	count(r) == 1
+}

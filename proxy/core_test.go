@@ -7,7 +7,7 @@ import (
 	"github.com/aupguard/aupguard/internal/testcore"
 )
 
-// newDecider is the real decision core (built-in policies, bundled lists)
+// newDecider is the real decision core (built-in policies, the default lists)
 // with the tests' extra domains.
 func newDecider(t testing.TB, extra map[string][]string) Decider {
 	t.Helper()

@@ -17,12 +17,15 @@ import (
 
 // newPipeline opens a real event pipeline under a temporary directory;
 // started or not (not started, nothing drains its queue).
-func newPipeline(t *testing.T, queue int, started bool) *events.Pipeline {
+// newPipeline is a real event pipeline with a queue of the given size.
+// emitTimeout bounds each emit's wait: short where a test fills the queue
+// on purpose, generous where a loaded machine must not fail it.
+func newPipeline(t *testing.T, queue int, started bool, emitTimeout time.Duration) *events.Pipeline {
 	t.Helper()
 	cfg := events.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.QueueSize = queue
-	cfg.EmitTimeout = 50 * time.Millisecond
+	cfg.EmitTimeout = emitTimeout
 	p, err := events.New(cfg, "test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +75,7 @@ func postReview(t *testing.T, c *http.Client, ref string) *http.Response {
 // (the emit gives up after emit_timeout, counted), and a review request
 // is refused rather than falsely confirmed.
 func TestBlockWithTheEventQueueFull(t *testing.T) {
-	p := newPipeline(t, 1, false)
+	p := newPipeline(t, 1, false, 50*time.Millisecond)
 	h := start(t, func(s *setup) { s.opts.Emitter = p })
 	first := get(t, h.client(""), h.url(hostCasino, "/"), "Accept", "text/html")
 	readAll(t, first)
@@ -114,7 +117,7 @@ func (d *durableSpy) EmitDurable(ctx context.Context, ev events.Event) error {
 
 // A review request is confirmed to the learner only once it is on disk.
 func TestReviewRequestIsDurable(t *testing.T) {
-	spy := &durableSpy{Pipeline: newPipeline(t, 16, true)}
+	spy := &durableSpy{Pipeline: newPipeline(t, 16, true, 30*time.Second)}
 	h := start(t, func(s *setup) { s.opts.Emitter = spy })
 	block := get(t, h.client(""), h.url(hostCasino, "/"), "Accept", "text/html")
 	readAll(t, block)

@@ -446,7 +446,7 @@ func TestDestinationRefusal(t *testing.T) {
 			t.Errorf("GET %s: event %+v", u, ev)
 		}
 	}
-	for _, target := range []string{hostSecure + ":443", "169.254.169.254:80", hostMetadata + ":443"} {
+	for _, target := range []string{hostSecure + ":443", "169.254.169.254:443", hostMetadata + ":443"} {
 		resp, body := h.raw(t, "CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\n\r\n")
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "Internal destination") {
 			t.Errorf("CONNECT %s: %d %s", target, resp.StatusCode, body)

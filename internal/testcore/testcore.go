@@ -6,7 +6,9 @@
 package testcore
 
 import (
+	"bytes"
 	"context"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,10 +33,43 @@ type Core struct {
 func (c *Core) Current() *categories.Index { return c.Lists }
 
 // New builds the core: built-in policies, the default lists from the
-// mirror, and, for
-// each category in extra, a domain list of the given names (source
-// "test-<category>").
+// mirror, and, for each category in extra, a domain list of the given names
+// (source "test-<category>"). Test origins listen on ephemeral ports, so
+// the policy data also lets CONNECT tunnels reach ports 1024-65535 (the
+// shipped data allows 443 and a few others); NewShipped keeps the data as
+// shipped.
 func New(t testing.TB, extra map[string][]string) *Core {
+	t.Helper()
+	return build(t, extra, ephemeralPortsData(t))
+}
+
+// NewShipped is New with the policy data exactly as shipped.
+func NewShipped(t testing.TB, extra map[string][]string) *Core {
+	t.Helper()
+	return build(t, extra, "")
+}
+
+// ephemeralPortsData writes an admin policy directory whose data.yaml is
+// the shipped one with the test origins' ports added to connect_ports.
+func ephemeralPortsData(t testing.TB) string {
+	t.Helper()
+	b, err := fs.ReadFile(policies.FS, "data.yaml")
+	if err != nil {
+		t.Fatalf("testcore: %v", err)
+	}
+	const shipped = "  connect_ports: [443, 8443, 5223, 5228]\n"
+	if !bytes.Contains(b, []byte(shipped)) {
+		t.Fatalf("testcore: policies/data.yaml has no line %q to extend", shipped)
+	}
+	b = bytes.Replace(b, []byte(shipped), []byte("  connect_ports: [443, 8443, 5223, 5228, \"1024-65535\"]\n"), 1)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "data.yaml"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func build(t testing.TB, extra map[string][]string, policyDir string) *Core {
 	t.Helper()
 	ctx := context.Background()
 	cfg := categories.DefaultConfig()
@@ -52,7 +87,7 @@ func New(t testing.TB, extra map[string][]string) *Core {
 	if len(errs) > 0 {
 		t.Fatalf("testcore: lists: %v", errs)
 	}
-	eng, err := rego.New(ctx, rego.Options{Builtin: policies.FS, Logger: log})
+	eng, err := rego.New(ctx, rego.Options{Builtin: policies.FS, Dir: policyDir, Logger: log})
 	if err != nil {
 		t.Fatalf("testcore: policies: %v", err)
 	}
