@@ -67,7 +67,8 @@ type Options struct {
 	// Hosts maps host names to addresses ahead of DNS (tests point
 	// real-looking names at local servers with it).
 	Hosts map[string][]netip.Addr
-	// Resolver resolves everything else; nil means net.DefaultResolver.
+	// Resolver resolves everything else; nil means the config's
+	// nameservers, or net.DefaultResolver when there are none.
 	Resolver *net.Resolver
 	// ProtectedAddrs are this process's other listeners (the admin
 	// console, metrics) as host:port; no client may reach them through the
@@ -189,9 +190,19 @@ func New(cfg Config, opts Options) (*Server, error) {
 		resolver: opts.Resolver,
 		nd:       net.Dialer{Timeout: cfg.Timeouts.Dial, KeepAlive: 30 * time.Second},
 	}
+	if s.dialer.resolver == nil && len(cfg.Nameservers) > 0 {
+		servers := make([]string, len(cfg.Nameservers))
+		for i, n := range cfg.Nameservers {
+			servers[i], _ = nameserverAddr(n) // validated
+		}
+		s.dialer.resolver = nameserverResolver(servers)
+	}
 	if s.dialer.resolver == nil {
 		s.dialer.resolver = net.DefaultResolver
 	}
+	// The dialer is only ever given addresses it checked; should a name
+	// reach it one day, it must at least be resolved by the same servers.
+	s.dialer.nd.Resolver = s.dialer.resolver
 	for _, d := range cfg.AllowDestinations {
 		p, _ := identity.ParsePrefix(d) // validated
 		s.dialer.allow = append(s.dialer.allow, p)
