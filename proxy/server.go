@@ -73,7 +73,8 @@ type Options struct {
 	// ProtectedAddrs are this process's other listeners (the admin
 	// console, metrics) as host:port; no client may reach them through the
 	// proxy, whatever allow_destinations says. The proxy's own listener is
-	// always protected.
+	// always protected. A listener bound to port 0 is only known once bound:
+	// hand its address to Protect then.
 	ProtectedAddrs []string
 }
 
@@ -317,6 +318,20 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}()
 	s.log.Info("proxy listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Protect adds listeners of this process (host:port, as bound: a
+// configured port 0 protects nothing) that no client may reach through the
+// proxy, whatever allow_destinations says, like Options.ProtectedAddrs.
+// Call it with each listener's bound address as soon as it is bound; an
+// unspecified host protects the port on every local address.
+func (s *Server) Protect(addrs ...string) error {
+	for _, a := range addrs {
+		if err := s.dialer.protect(a); err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
+	}
 	return nil
 }
 
