@@ -89,11 +89,11 @@ func classifyEmbedded(ip netip.Addr) string {
 	switch {
 	case nat64WKP.Contains(ip):
 		if why := classify(netip.AddrFrom4([4]byte(b[12:16]))); why != "" {
-			return "NAT64 form of a " + why
+			return "NAT64 form of an internal address: " + why
 		}
 	case sixToFour.Contains(ip):
 		if why := classify(netip.AddrFrom4([4]byte(b[2:6]))); why != "" {
-			return "6to4 form of a " + why
+			return "6to4 form of an internal address: " + why
 		}
 	}
 	return ""

@@ -279,13 +279,13 @@ func TestSSRFRangesThroughResolver(t *testing.T) {
 		{"mapped-private", "::ffff:10.0.0.1", "private"},
 		{"mapped-cgnat", "::ffff:100.64.0.1", "carrier-grade NAT"},
 		{"mapped-metadata", "::ffff:169.254.169.254", "cloud metadata"},
-		{"nat64-loopback", "64:ff9b::7f00:1", "NAT64 form of a loopback"},
-		{"nat64-private", "64:ff9b::a00:1", "NAT64 form of a private"},
-		{"nat64-metadata", "64:ff9b::a9fe:a9fe", "NAT64 form of a cloud metadata"},
-		{"nat64-unspecified", "64:ff9b::", "NAT64 form of a unspecified"},
+		{"nat64-loopback", "64:ff9b::7f00:1", "NAT64 form of an internal address: loopback"},
+		{"nat64-private", "64:ff9b::a00:1", "NAT64 form of an internal address: private"},
+		{"nat64-metadata", "64:ff9b::a9fe:a9fe", "NAT64 form of an internal address: cloud metadata"},
+		{"nat64-unspecified", "64:ff9b::", "NAT64 form of an internal address: unspecified"},
 		{"nat64-local-use", "64:ff9b:1::a00:1", "local-use NAT64"},
-		{"6to4-loopback", "2002:7f00:1::1", "6to4 form of a loopback"},
-		{"6to4-metadata", "2002:a9fe:a9fe::1", "6to4 form of a cloud metadata"},
+		{"6to4-loopback", "2002:7f00:1::1", "6to4 form of an internal address: loopback"},
+		{"6to4-metadata", "2002:a9fe:a9fe::1", "6to4 form of an internal address: cloud metadata"},
 	}
 	for _, tc := range cases {
 		z.add(tc.name+".ssrf.test", tc.addr)
@@ -403,6 +403,17 @@ func TestNameserversValidated(t *testing.T) {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), "nameservers[0]") {
 			t.Errorf("nameservers [%q] accepted (%v)", bad, err)
+		}
+	}
+}
+
+// The NAT64 and 6to4 forms are refused for what they carry, not for their
+// prefix: a public IPv4 address behind them stays reachable, as it is on
+// an IPv6-only network with NAT64.
+func TestEmbeddedPublicAddressesAllowed(t *testing.T) {
+	for _, a := range []string{"64:ff9b::808:808", "64:ff9b::5db8:d822", "2002:808:808::1", "8.8.8.8", "2606:4700::1111"} {
+		if why := classify(netip.MustParseAddr(a)); why != "" {
+			t.Errorf("%s refused as %q; it is public", a, why)
 		}
 	}
 }
