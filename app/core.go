@@ -25,8 +25,9 @@ type Core struct {
 
 // NewCore loads the lists and the policies named by cfg and builds the
 // decider, with shared (may be nil) as its second-level cache. With live
-// set (serve), the lists keep refreshing in the background until ctx is
-// done; otherwise they are loaded once.
+// set (serve), the lists start from what is on this machine and are
+// fetched and refreshed in the background until ctx is done; otherwise
+// they are loaded once (fetching only the sources with no copy yet).
 func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, live bool, shared verdict.SharedCache) (*Core, error) {
 	loc, err := cfg.Location()
 	if err != nil {
@@ -39,7 +40,7 @@ func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, live boo
 	if live {
 		err = lists.Start(ctx)
 	} else {
-		err = lists.Reload(ctx)
+		err = lists.Load(ctx)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lists: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/aupguard/aupguard/internal/testutil"
 	"io"
 	"log/slog"
 	"net/http"
@@ -26,6 +27,7 @@ func instance(t *testing.T, name, redisAddr, policyDir, alertURL string) *Server
 	t.Helper()
 	yaml := fmt.Sprintf(`instance: %s
 data_dir: %s
+lists: {mirror: %s}
 admin: {listen: ""}
 dns: {enabled: false}
 policy: {dir: %s, watch: false}
@@ -39,7 +41,7 @@ redis:
   enabled: true
   addrs: ["%s"]
   fanout: {enabled: true}
-`, name, t.TempDir(), policyDir, alertURL, redisAddr)
+`, name, t.TempDir(), testutil.SharedData(t), policyDir, alertURL, redisAddr)
 	cfg, err := config.Parse(name+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -259,7 +260,10 @@ func (s *Server) startAdmin() error {
 	if s.DNS != nil {
 		stats["dns"] = func() any { return s.DNS.Stats() }
 	}
-	collectors := []prometheus.Collector{s.Events.Collector()}
+	collectors := []prometheus.Collector{s.Core.Decider.Collector(), console.ProxyCollector(s.Proxy.Stats), s.Events.Collector(), s.Core.Lists.Collector()}
+	if s.DNS != nil {
+		collectors = append(collectors, console.DNSCollector(s.DNS.Stats))
+	}
 	if s.Redis != nil {
 		stats["redis"] = func() any { return s.Redis.Stats() }
 		collectors = append(collectors, s.Redis.Collector())
@@ -268,9 +272,9 @@ func (s *Server) startAdmin() error {
 		Policy:     s.Core.Engine,
 		Lists:      s.Core.Lists,
 		Stats:      stats,
-		Metrics:    []string{"decider", "proxy", "dns"},
 		Collectors: collectors,
 		Ready:      s.ready,
+		Degraded:   s.degraded,
 		Started:    s.started,
 	})
 	if err != nil {
@@ -313,6 +317,15 @@ func (s *Server) ready() error {
 		return errors.New("lists not loaded")
 	}
 	return nil
+}
+
+// degraded names what the instance runs without: list sources of which no
+// copy could be had (they are retried in the background).
+func (s *Server) degraded() string {
+	if missing := s.Core.Lists.Missing(); len(missing) > 0 {
+		return fmt.Sprintf("%d list source(s) unavailable: %s", len(missing), strings.Join(missing, ", "))
+	}
+	return ""
 }
 
 // AdminAddr is the console's bound address (nil when disabled).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/aupguard/aupguard/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,15 +41,9 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("benchmark smoke run skipped in -short mode")
 	}
-	if os.Getenv("AUPGUARD_BENCH_SMOKE") != "1" {
-		if _, err := exec.LookPath("wrk"); err != nil {
-			t.Skip("benchmark smoke run skipped: set AUPGUARD_BENCH_SMOKE=1 or install wrk (apt-get install wrk)")
-		}
-	}
-	for _, tool := range []string{"bash", "curl", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("benchmark smoke run needs %s: %v", tool, err)
-		}
+	for _, tool := range []string{"bash", "curl", "go", "wrk"} {
+		_, err := exec.LookPath(tool)
+		testutil.Require(t, err == nil, "benchmark smoke run needs %s (.ci/run installs it): %v", tool, err)
 	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

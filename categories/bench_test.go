@@ -14,22 +14,26 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aupguard/aupguard/internal/testutil"
 )
 
-// bundleIndex builds the default bundle once per test binary.
-func bundleIndex(tb testing.TB) *Index {
+// defaultIndex builds the default sources, read from the shared data as
+// a mirror, once per test binary.
+func defaultIndex(tb testing.TB) *Index {
 	tb.Helper()
-	bundleOnce.Do(func() {
-		bundleIx, bundleErrs = Build(context.Background(), Config{Bundle: true}, nil)
+	data := testutil.SharedData(tb)
+	defaultOnce.Do(func() {
+		defaultIx, defaultErrs = Build(context.Background(), Config{Defaults: true, Mirror: data}, nil)
 	})
-	if len(bundleErrs) > 0 {
-		tb.Fatalf("bundle: %v", bundleErrs)
+	if len(defaultErrs) > 0 {
+		tb.Fatalf("default sources: %v", defaultErrs)
 	}
-	return bundleIx
+	return defaultIx
 }
 
 func BenchmarkLookup(b *testing.B) {
-	ix := bundleIndex(b)
+	ix := defaultIndex(b)
 	cases := []struct{ name, host string }{
 		{"hit", "pokerstars.com"},
 		{"hit-www", "www.pokerstars.com"},
@@ -51,7 +55,7 @@ func BenchmarkLookup(b *testing.B) {
 }
 
 func BenchmarkLookupURL(b *testing.B) {
-	ix := bundleIndex(b)
+	ix := defaultIndex(b)
 	cases := []struct{ name, host, path string }{
 		{"host-hit", "www.pokerstars.com", "/poker/index.html"},
 		{"url-hit", "178.128.25.172", "/watch/123"},
@@ -227,8 +231,9 @@ func TestBuild5MBudget(t *testing.T) {
 	}
 	res := bigIndex(t)
 	t.Logf("5M domains: %.2fs (%.2fs CPU), peak RSS %.0f MiB, live heap %.0f MiB, %d entries", res.seconds, res.cpuSeconds, res.peakMiB, res.heapMiB, res.ix.Len())
-	if res.ix.Len() != 5_000_000 {
-		t.Errorf("Len = %d, want 5000000", res.ix.Len())
+	seedOnly, _ := Build(t.Context(), Config{}, nil)
+	if res.ix.Len() != 5_000_000+seedOnly.Len() {
+		t.Errorf("Len = %d, want 5000000 + the seed's %d", res.ix.Len(), seedOnly.Len())
 	}
 	if res.peakMiB > 200 {
 		t.Errorf("peak RSS %.0f MiB, budget 200 MiB", res.peakMiB)

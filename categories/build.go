@@ -10,6 +10,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -31,11 +32,11 @@ type SourceStats struct {
 	Category string `json:"category"`
 	// Format is the format used (after "auto" detection).
 	Format string `json:"format"`
-	// Origin is the path, the URL, or "bundle:<file>" for the built-in lists.
+	// Origin is the path, the URL(s), or "builtin:…" for the seed.
 	Origin string `json:"origin"`
 	// Fallback is "cache" when a URL source could not be fetched or parsed
-	// and its last good download was used, "bundle" when a configured
-	// source could not load and the bundled list of the same name was.
+	// and its last good download was used, "partial" when some of a
+	// source's URLs could not be had and the others loaded.
 	Fallback string `json:"fallback,omitempty"`
 	// Entries is the number of distinct entries the list contributed:
 	// Domains + IPs + URLs + Expressions. Duplicates counts repeated ones.
@@ -73,9 +74,10 @@ func (e *SourceError) Error() string {
 
 func (e *SourceError) Unwrap() error { return e.Err }
 
-// Build loads the sources (and the default bundle when cfg.Bundle) into a
-// new Index. URL sources are fetched (conditionally, when a cached copy
-// exists under cfg.CacheDir) and fall back to the cached copy. A source
+// Build loads the seed, the default sources (when cfg.Defaults) and the
+// configured ones into a new Index. URL sources are fetched (conditionally,
+// when a cached copy exists under cfg.CacheDir) and fall back to the
+// cached copy. A source
 // that fails to load is reported as a *SourceError but does not fail the
 // others; a malformed line is counted, logged and kept in
 // SourceStats.LineErrors (the first few, as file:line). The returned Index
@@ -84,6 +86,14 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (*Index, []erro
 	l := newLoader(cfg, logger)
 	dls, fetchErrs := l.fetchAll(ctx)
 	ix, outs := l.build(ctx, dls, fetchErrs)
+	for _, o := range outs {
+		switch {
+		case o.err != nil:
+			l.logger.Warn("list source not loaded", "source", o.err.Source, "origin", o.err.Origin, "err", o.err.Err)
+		case o.warn != nil:
+			l.logger.Warn("list source partly loaded", "source", o.p.src.Name, "fallback", o.fallback, "origin", o.origin, "err", o.warn)
+		}
+	}
 	return ix, sourceErrors(outs)
 }
 
@@ -99,11 +109,9 @@ func sourceErrors(outs []*loadOutcome) []error {
 
 // planned is a source as it will be loaded.
 type planned struct {
-	src     Source
-	bundled bool
-	// fallback is the bundled source that src replaces, loaded instead
-	// when src fails.
-	fallback *Source
+	src Source
+	// seed marks aupguard's own seed list, read from the binary.
+	seed bool
 }
 
 // loadOutcome is one source's load, before it is committed to an Index.
@@ -112,7 +120,7 @@ type loadOutcome struct {
 	lists    []*listResult
 	origin   string
 	fallback string
-	warn     error // the failure that caused a fallback
+	warn     error // what could not be had (the cached copy or the other parts were used)
 	err      *SourceError
 }
 
@@ -129,100 +137,99 @@ func newLoader(cfg Config, logger *slog.Logger) *loader {
 	return &loader{cfg: cfg, logger: logger, fetch: newFetcher(cfg, logger)}
 }
 
-// plan puts the bundle first (minus the sources the configuration
-// replaces), then the configured sources.
-func (l *loader) plan() ([]planned, error) {
+// plan lists what a build loads, in order: the default sources (less
+// those switched off or replaced by a configured source of the same name;
+// read from the mirror when there is one), the configured sources, and
+// the seed, which is always loaded.
+func (l *loader) plan() []planned {
 	var out []planned
-	bundled := map[string]*Source{}
-	if l.cfg.Bundle {
-		m, err := loadManifest()
-		if err != nil {
-			return nil, err
-		}
-		for i := range m.Sources {
-			bundled[m.Sources[i].Name] = &m.Sources[i]
-		}
-		for _, s := range m.Sources {
-			if !slices.ContainsFunc(l.cfg.Sources, func(c Source) bool { return c.Name == s.Name }) {
-				out = append(out, planned{src: s, bundled: true})
+	if l.cfg.Defaults {
+		for _, d := range DefaultSources() {
+			if slices.Contains(l.cfg.Disable, d.Name) ||
+				slices.ContainsFunc(l.cfg.Sources, func(c Source) bool { return c.Name == d.Name }) {
+				continue
 			}
+			src := d.Source
+			if l.cfg.Mirror != "" {
+				src.URL, src.URLs, src.Path = "", nil, filepath.Join(l.cfg.Mirror, filepath.FromSlash(d.Mirror))
+			}
+			out = append(out, planned{src: src})
 		}
 	}
 	for _, s := range l.cfg.Sources {
-		out = append(out, planned{src: s, fallback: bundled[s.Name]})
+		out = append(out, planned{src: s})
 	}
-	return out, nil
+	return append(out, planned{src: Source{Name: SeedName}, seed: true})
+}
+
+// sourceByName returns the planned source called name.
+func (l *loader) sourceByName(name string) Source {
+	for _, p := range l.plan() {
+		if p.src.Name == name {
+			return p.src
+		}
+	}
+	return Source{}
+}
+
+// remoteSources are the planned sources fetched over HTTP.
+func (l *loader) remoteSources() []Source {
+	var out []Source
+	for _, p := range l.plan() {
+		if p.src.URL != "" || len(p.src.URLs) > 0 {
+			out = append(out, p.src)
+		}
+	}
+	return out
 }
 
 // build loads every planned source (two at a time: parsing is CPU-bound)
 // and commits them, in plan order, to a new Index. dls are fresh downloads
-// for URL sources, fetchErrs the fetches that failed.
+// for URL parts, fetchErrs the fetches that failed (both keyed by part).
 func (l *loader) build(ctx context.Context, dls map[string]*download, fetchErrs map[string]error) (*Index, []*loadOutcome) {
 	seed := maphash.MakeSeed()
-	plan, err := l.plan()
-	if err != nil {
-		o := &loadOutcome{err: &SourceError{Source: "bundle", Origin: "bundle", Err: err}}
-		return newBuilder(seed).finish(nil), []*loadOutcome{o}
-	}
+	plan := l.plan()
 	outs := make([]*loadOutcome, len(plan))
 	var g errgroup.Group
 	g.SetLimit(max(1, min(2, runtime.GOMAXPROCS(0))))
 	for i, p := range plan {
 		g.Go(func() error {
-			outs[i] = l.loadSource(ctx, p, seed, dls[p.src.Name], fetchErrs[p.src.Name])
+			outs[i] = l.loadSource(ctx, p, seed, dls, fetchErrs)
 			return nil
 		})
 	}
 	_ = g.Wait()
 	b := newBuilder(seed)
 	for _, o := range outs {
-		l.report(o)
+		l.reportLines(o)
 		b.add(o)
 	}
 	return b.finish(outs), outs
 }
 
-func (l *loader) report(o *loadOutcome) {
-	if o.err != nil {
-		l.logger.Error("category source not loaded", "source", o.err.Source, "origin", o.err.Origin, "err", o.err.Err)
-		return
-	}
-	if o.warn != nil {
-		l.logger.Warn("category source fell back", "source", o.p.src.Name, "fallback", o.fallback, "origin", o.origin, "err", o.warn)
-	}
+// reportLines logs the lines of a list that could not be parsed.
+func (l *loader) reportLines(o *loadOutcome) {
 	for _, r := range o.lists {
 		for _, le := range r.lineErrs {
-			l.logger.Warn("category list line skipped", "list", r.label, "err", le)
+			l.logger.Warn("list line skipped", "list", r.label, "err", le)
 		}
 		if r.errCount > len(r.lineErrs) {
-			l.logger.Warn("category list has more bad lines", "list", r.label, "errors", r.errCount, "reported", len(r.lineErrs))
+			l.logger.Warn("list has more bad lines", "list", r.label, "errors", r.errCount, "reported", len(r.lineErrs))
 		}
 	}
 }
 
-func (l *loader) loadSource(ctx context.Context, p planned, seed maphash.Seed, dl *download, fetchErr error) *loadOutcome {
-	o := l.loadOnce(ctx, p.src, p.bundled, seed, dl, fetchErr)
-	o.p = p
-	if o.err != nil && p.fallback != nil {
-		fb := l.loadOnce(ctx, *p.fallback, true, seed, nil, nil)
-		if fb.err == nil {
-			fb.p, fb.fallback, fb.warn = p, "bundle", o.err
-			return fb
-		}
-	}
-	return o
-}
-
-func (l *loader) loadOnce(ctx context.Context, src Source, bundled bool, seed maphash.Seed, dl *download, fetchErr error) *loadOutcome {
-	o := &loadOutcome{}
+func (l *loader) loadSource(ctx context.Context, p planned, seed maphash.Seed, dls map[string]*download, fetchErrs map[string]error) *loadOutcome {
+	o := &loadOutcome{p: p}
+	src := p.src
 	fail := func(origin string, err error) *loadOutcome {
 		o.err = &SourceError{Source: src.Name, Origin: origin, Err: err}
 		return o
 	}
 	switch {
-	case bundled:
-		o.origin = "bundle:" + src.Path
-		lists, err := l.openLists(ctx, src, bundleOrigin(src.Path), seed, false)
+	case p.seed:
+		o.origin = seedOrigin
+		lists, err := l.loadSeed(ctx, seed)
 		if err != nil {
 			return fail(o.origin, err)
 		}
@@ -233,49 +240,99 @@ func (l *loader) loadOnce(ctx context.Context, src Source, bundled bool, seed ma
 			return fail(src.Path, err)
 		}
 		o.origin = org.display
-		lists, err := l.openLists(ctx, src, org, seed, false)
+		lists, err := l.openLists(ctx, src, []origin{org}, seed, false)
 		if err != nil {
 			return fail(o.origin, err)
 		}
 		o.lists = lists
 	default:
-		o.origin = src.URL
-		var problems []error
-		if fetchErr != nil {
-			problems = append(problems, fetchErr)
+		return l.loadRemote(ctx, o, seed, dls, fetchErrs, true)
+	}
+	return o
+}
+
+// loadRemote loads a URL source from its fresh downloads, or else its
+// cached copies: per part, so a publisher's file that cannot be had now
+// leaves the others (and its own last good copy) in force.
+// Without useFresh the downloads are ignored (they did not parse).
+func (l *loader) loadRemote(ctx context.Context, o *loadOutcome, seed maphash.Seed, dls map[string]*download, fetchErrs map[string]error, useFresh bool) *loadOutcome {
+	src := o.p.src
+	o.origin = src.URL
+	if urls := sourceURLs(src); len(urls) > 1 {
+		o.origin = fmt.Sprintf("%s (and %d more files)", urls[0], len(urls)-1)
+	}
+	var (
+		orgs     []origin
+		fresh    []part
+		problems []error
+		usedOld  bool
+	)
+	for _, pt := range parts(src) {
+		if err := fetchErrs[pt.key]; err != nil {
+			problems = append(problems, err)
 		}
-		if dl != nil {
+		if dl := dls[pt.key]; dl != nil && useFresh {
 			org, err := osOrigin(dl.path)
 			if err == nil {
-				org.display = src.URL + " (download " + dl.path + ")"
-				o.lists, err = l.openLists(ctx, src, org, seed, true)
+				org.display = pt.url + " (download " + dl.path + ")"
+				orgs = append(orgs, org)
+				fresh = append(fresh, pt)
+				continue
 			}
-			if err == nil {
-				if cerr := l.fetch.commit(src, dl); cerr != nil {
-					l.logger.Warn("category download not cached", "source", src.Name, "err", cerr)
-				}
-				break
-			}
-			l.fetch.discard(dl)
-			problems = append(problems, fmt.Errorf("downloaded list rejected, keeping the last good copy: %w", err))
 		}
-		cached, ok := l.fetch.cached(src)
+		cached, ok := l.fetch.cached(pt)
 		if !ok {
-			problems = append(problems, errors.New("no cached copy"))
-			return fail(src.URL, errors.Join(problems...))
+			if fetchErrs[pt.key] == nil {
+				problems = append(problems, fmt.Errorf("%s: not fetched yet", pt.url))
+			}
+			continue
 		}
 		org, err := osOrigin(cached)
-		if err == nil {
-			org.display = src.URL + " (cached " + cached + ")"
-			o.lists, err = l.openLists(ctx, src, org, seed, true)
-		}
 		if err != nil {
-			problems = append(problems, fmt.Errorf("cached copy: %w", err))
-			return fail(src.URL, errors.Join(problems...))
+			problems = append(problems, err)
+			continue
 		}
-		if len(problems) > 0 {
-			o.fallback, o.warn = "cache", errors.Join(problems...)
+		org.display = pt.url + " (cached " + cached + ")"
+		orgs = append(orgs, org)
+		usedOld = usedOld || fetchErrs[pt.key] != nil
+	}
+	if len(orgs) == 0 {
+		o.err = &SourceError{Source: src.Name, Origin: o.origin, Err: summarize(append(problems, errors.New("no cached copy")))}
+		return o
+	}
+	lists, err := l.openLists(ctx, src, orgs, seed, true)
+	if err != nil && len(fresh) > 0 {
+		// A download that does not parse is not kept: load the last good
+		// copies instead.
+		for _, pt := range fresh {
+			l.fetch.discard(dls[pt.key])
 		}
+		problems = append(problems, fmt.Errorf("downloaded list rejected, keeping the last good copy: %w", err))
+		fallback := l.loadRemote(ctx, &loadOutcome{p: o.p}, seed, dls, fetchErrs, false)
+		if fallback.err != nil {
+			fallback.err.Err = errors.Join(append(problems, fallback.err.Err)...)
+			return fallback
+		}
+		fallback.fallback, fallback.warn = "cache", errors.Join(append(problems, fallback.warn)...)
+		return fallback
+	}
+	if err != nil {
+		o.err = &SourceError{Source: src.Name, Origin: o.origin, Err: errors.Join(append(problems, err)...)}
+		return o
+	}
+	o.lists = lists
+	for _, pt := range fresh {
+		if cerr := l.fetch.commit(pt, dls[pt.key]); cerr != nil {
+			l.logger.Warn("list download not cached", "source", src.Name, "url", pt.url, "err", cerr)
+		}
+	}
+	switch {
+	case len(orgs) < len(parts(src)):
+		o.fallback, o.warn = "partial", summarize(problems)
+	case usedOld:
+		o.fallback, o.warn = "cache", summarize(problems)
+	case len(problems) > 0:
+		o.warn = summarize(problems)
 	}
 	return o
 }
@@ -284,7 +341,6 @@ func (l *loader) loadOnce(ctx context.Context, src Source, bundled bool, seed ma
 type builder struct {
 	seed  maphash.Seed
 	in    *interner
-	outs  []*loadOutcome
 	lists []*listResult
 }
 

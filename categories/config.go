@@ -16,7 +16,7 @@ type Source struct {
 	// Name identifies the source in Match.Source: "<name>:<ut1 category>"
 	// for UT1 trees, "<name>" for every other format. Lowercase letters,
 	// digits, '.', '_' and '-'. A configured source with the name of a
-	// bundled one replaces it (and falls back to it when it cannot load).
+	// default one replaces it.
 	Name string `yaml:"name" json:"name"`
 	// Category is the policy category of a single-category list. Not used
 	// for UT1 trees (see Map).
@@ -29,8 +29,13 @@ type Source struct {
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
 	// URL is an http(s) address, fetched with If-None-Match and
 	// If-Modified-Since and cached under Config.CacheDir. Exactly one of
-	// Path and URL is set.
+	// Path, URL and URLs is set.
 	URL string `yaml:"url,omitempty" json:"url,omitempty"`
+	// URLs are several files of one publisher read as one list (a
+	// publisher that splits a category by service or by kind). Each is
+	// fetched and cached on its own; a file that cannot be had is left out
+	// and reported, the others still load.
+	URLs []string `yaml:"urls,omitempty" json:"urls,omitempty"`
 	// Map maps UT1 categories to policy categories ("drogue": "drugs").
 	// UT1 categories not in the map are not loaded.
 	Map map[string]string `yaml:"map,omitempty" json:"map,omitempty"`
@@ -40,17 +45,29 @@ type Source struct {
 	Expressions bool `yaml:"expressions,omitempty" json:"expressions,omitempty"`
 }
 
-// Config is the "categories" section of the configuration.
+// Config is the "lists" section of the configuration.
 type Config struct {
-	// Bundle loads the lists shipped in the binary (see bundle/manifest.json).
-	Bundle bool `yaml:"bundle"`
-	// Sources are the lists to load, in addition to the bundle.
+	// Defaults loads the default sources (DefaultSources: UT1, The Block
+	// List Project, Sinfonietta and the others in docs), fetched from their
+	// publishers, or read from Mirror.
+	Defaults bool `yaml:"defaults"`
+	// Disable switches default sources off by name.
+	Disable []string `yaml:"disable"`
+	// Mirror is a directory holding the default sources' files under their
+	// mirror names (ut1-blacklists.tar.gz, lists/<name>.txt.gz…), read
+	// instead of the publishers' URLs: for sites without internet access.
+	Mirror string `yaml:"mirror"`
+	// Sources are lists to load in addition to the defaults; one with a
+	// default source's name replaces it.
 	Sources []Source `yaml:"sources"`
 	// Refresh is how often URL sources are re-fetched and local files
 	// re-checked for changes; 0 turns refreshing off.
 	Refresh time.Duration `yaml:"refresh"`
-	// CacheDir keeps the last good download of each URL source, used at the
-	// next start when the URL is unreachable.
+	// Retry is the first wait before fetching again a source that could
+	// not be had; it doubles up to Refresh (or an hour).
+	Retry time.Duration `yaml:"retry"`
+	// CacheDir keeps the last good download of each URL source, loaded at
+	// start before anything is fetched. Empty means data_dir/lists.
 	CacheDir string `yaml:"cache_dir"`
 	// FetchTimeout bounds one download, headers to last byte.
 	FetchTimeout time.Duration `yaml:"fetch_timeout"`
@@ -61,12 +78,13 @@ type Config struct {
 	MaxListBytes int64 `yaml:"max_list_bytes"`
 }
 
-// DefaultConfig returns the defaults: the bundle on, no extra sources,
-// daily refresh.
+// DefaultConfig returns the defaults: the default sources on, fetched from
+// their publishers, refreshed daily.
 func DefaultConfig() Config {
 	return Config{
-		Bundle:           true,
+		Defaults:         true,
 		Refresh:          24 * time.Hour,
+		Retry:            time.Minute,
 		CacheDir:         "/var/cache/aupguard/lists",
 		FetchTimeout:     2 * time.Minute,
 		MaxDownloadBytes: 1 << 30,
@@ -98,8 +116,23 @@ func (c *Config) Validate() error {
 	if c.MaxListBytes <= 0 {
 		errs = append(errs, field.Errorf("max_list_bytes", "must be positive, got %d", c.MaxListBytes))
 	}
+	if c.Retry < time.Second {
+		errs = append(errs, field.Errorf("retry", "must be at least 1s, got %s", c.Retry))
+	}
+	defaults := map[string]bool{}
+	for _, d := range DefaultSources() {
+		defaults[d.Name] = true
+	}
+	for i, name := range c.Disable {
+		switch {
+		case name == SeedName:
+			errs = append(errs, field.Errorf("disable["+strconv.Itoa(i)+"]", "%s is always loaded: it is the floor when no other list can be had", SeedName))
+		case !defaults[name]:
+			errs = append(errs, field.Errorf("disable["+strconv.Itoa(i)+"]", "%q is not a default source (see `aupguard lists defaults`)", name))
+		}
+	}
+	remote := c.Defaults && c.Mirror == ""
 	seen := map[string]int{}
-	remote := false
 	for i := range c.Sources {
 		s := &c.Sources[i]
 		p := "sources[" + strconv.Itoa(i) + "]"
@@ -107,7 +140,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, field.Errorf(p+".name", "%q is already used by sources[%d]", s.Name, j))
 		}
 		seen[s.Name] = i
-		remote = remote || s.URL != ""
+		if s.Name == SeedName {
+			errs = append(errs, field.Errorf(p+".name", "%q is aupguard's own seed list and cannot be replaced", s.Name))
+		}
+		remote = remote || s.URL != "" || len(s.URLs) > 0
 		errs = append(errs, s.validate(p)...)
 	}
 	if remote && c.CacheDir == "" {
@@ -121,15 +157,29 @@ func (s *Source) validate(p string) []error {
 	if !sourceNameRE.MatchString(s.Name) {
 		errs = append(errs, field.Errorf(p+".name", "%q must be 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", s.Name))
 	}
+	set := 0
+	for _, ok := range []bool{s.Path != "", s.URL != "", len(s.URLs) > 0} {
+		if ok {
+			set++
+		}
+	}
 	switch {
-	case s.Path == "" && s.URL == "":
-		errs = append(errs, field.Errorf(p, "one of path or url is required"))
-	case s.Path != "" && s.URL != "":
-		errs = append(errs, field.Errorf(p, "path and url are mutually exclusive"))
+	case set == 0:
+		errs = append(errs, field.Errorf(p, "one of path, url or urls is required"))
+	case set > 1:
+		errs = append(errs, field.Errorf(p, "path, url and urls are mutually exclusive"))
 	case s.URL != "":
-		u, err := url.Parse(s.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if !httpURL(s.URL) {
 			errs = append(errs, field.Errorf(p+".url", "%q is not an http(s) URL", s.URL))
+		}
+	case len(s.URLs) > 0:
+		if s.Format == FormatUT1 || len(s.Map) > 0 {
+			errs = append(errs, field.Errorf(p+".urls", "a UT1 tree is one archive: use url"))
+		}
+		for i, u := range s.URLs {
+			if !httpURL(u) {
+				errs = append(errs, field.Errorf(p+".urls["+strconv.Itoa(i)+"]", "%q is not an http(s) URL", u))
+			}
 		}
 	}
 	format := s.Format
@@ -172,4 +222,9 @@ func (s *Source) validate(p string) []error {
 		}
 	}
 	return errs
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -18,14 +18,15 @@ func TestDefaultConfigValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if !c.Bundle || c.Refresh != 24*time.Hour || c.CacheDir == "" {
+	if !c.Defaults || c.Refresh != 24*time.Hour || c.CacheDir == "" {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
 
 func TestConfigYAML(t *testing.T) {
 	src := `
-bundle: false
+defaults: false
+disable: [ut1]
 refresh: 6h
 cache_dir: /tmp/lists
 fetch_timeout: 30s
@@ -46,7 +47,7 @@ sources:
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Bundle || c.Refresh != 6*time.Hour || c.FetchTimeout != 30*time.Second || len(c.Sources) != 2 ||
+	if c.Defaults || len(c.Disable) != 1 || c.Refresh != 6*time.Hour || c.FetchTimeout != 30*time.Second || len(c.Sources) != 2 ||
 		c.Sources[0].Map["drogue"] != "drugs" || !c.Sources[0].Expressions || c.MaxListBytes != DefaultConfig().MaxListBytes {
 		t.Fatalf("decoded = %+v", c)
 	}
@@ -64,15 +65,33 @@ func TestConfigValidate(t *testing.T) {
 		{"refresh off is fine", func(c *Config) { c.Refresh = 0 }, nil, ""},
 		{"timeout", func(c *Config) { c.FetchTimeout = 0 }, []string{"fetch_timeout"}, "positive"},
 		{"sizes", func(c *Config) { c.MaxDownloadBytes, c.MaxListBytes = 0, -1 }, []string{"max_download_bytes", "max_list_bytes"}, "positive"},
-		{"no path or url", func(c *Config) { c.Sources = []Source{{Name: "a", Category: "gambling"}} }, []string{"sources[0]"}, "one of path or url"},
+		{"no path or url", func(c *Config) { c.Sources = []Source{{Name: "a", Category: "gambling"}} }, []string{"sources[0]"}, "one of path, url or urls"},
 		{"both path and url", func(c *Config) {
 			c.Sources = []Source{{Name: "a", Category: "gambling", Path: "/x", URL: "https://e.org/l"}}
 		}, []string{"sources[0]"}, "mutually exclusive"},
 		{"bad url", func(c *Config) { c.Sources = []Source{{Name: "a", Category: "gambling", URL: "ftp://e.org/l"}} }, []string{"sources[0].url"}, "not an http(s) URL"},
 		{"url needs cache", func(c *Config) {
-			c.CacheDir = ""
+			c.CacheDir, c.Defaults = "", false
 			c.Sources = []Source{{Name: "a", Category: "gambling", URL: "https://e.org/l"}}
 		}, []string{"cache_dir"}, "required when a source has a url"},
+		{"defaults need cache", func(c *Config) { c.CacheDir = "" }, []string{"cache_dir"}, "required"},
+		{"a mirror needs no cache", func(c *Config) { c.CacheDir, c.Mirror = "", "/srv/lists" }, nil, ""},
+		{"urls", func(c *Config) {
+			c.Sources = []Source{{Name: "a", Category: "social", URLs: []string{"https://e.org/1", "gopher://e.org/2"}}}
+		}, []string{"sources[0].urls[1]"}, "not an http(s) URL"},
+		{"urls and url", func(c *Config) {
+			c.Sources = []Source{{Name: "a", Category: "social", URL: "https://e.org/0", URLs: []string{"https://e.org/1"}}}
+		}, []string{"sources[0]"}, "mutually exclusive"},
+		{"urls for a ut1 tree", func(c *Config) {
+			c.Sources = []Source{{Name: "a", Format: "ut1", URLs: []string{"https://e.org/1"}, Map: map[string]string{"gambling": "gambling"}}}
+		}, []string{"sources[0].urls"}, "one archive"},
+		{"disable a default", func(c *Config) { c.Disable = []string{"ut1", "tiuxo-porn"} }, nil, ""},
+		{"disable an unknown source", func(c *Config) { c.Disable = []string{"ut2"} }, []string{"disable[0]"}, "not a default source"},
+		{"the seed stays", func(c *Config) { c.Disable = []string{SeedName} }, []string{"disable[0]"}, "always loaded"},
+		{"the seed is not replaced", func(c *Config) {
+			c.Sources = []Source{{Name: SeedName, Category: "gambling", Path: "/x"}}
+		}, []string{"sources[0].name"}, "cannot be replaced"},
+		{"retry", func(c *Config) { c.Retry = 0 }, []string{"retry"}, "at least 1s"},
 		{"bad name", func(c *Config) { c.Sources = []Source{{Name: "Bad Name", Category: "gambling", Path: "/x"}} }, []string{"sources[0].name"}, "lowercase"},
 		{"name with colon", func(c *Config) { c.Sources = []Source{{Name: "a:b", Category: "gambling", Path: "/x"}} }, []string{"sources[0].name"}, "lowercase"},
 		{"duplicate name", func(c *Config) { c.Sources = []Source{ok, ok} }, []string{"sources[1].name"}, "already used by sources[0]"},
@@ -128,10 +147,12 @@ func TestREADMEConfigExample(t *testing.T) {
 		t.Fatal("no yaml block in README.md")
 	}
 	var doc struct {
-		Categories Config `yaml:"categories"`
+		Categories Config `yaml:"lists"`
 	}
 	doc.Categories = DefaultConfig()
-	if err := yaml.Unmarshal([]byte(block), &doc); err != nil {
+	dec := yaml.NewDecoder(strings.NewReader(block))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
 		t.Fatal(err)
 	}
 	if err := doc.Categories.Validate(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -36,6 +37,35 @@ type cacheMeta struct {
 	FetchedAt    time.Time `json:"fetched_at"`
 }
 
+// part is one file of a URL source: the source itself when it has one URL,
+// else one of its URLs. key names its cache files and its download.
+type part struct {
+	key  string
+	url  string
+	name string // the source's name, for messages
+}
+
+// parts returns the files of a URL source. The "~" in a part's key cannot
+// occur in a source name, so parts never collide with another source.
+func parts(src Source) []part {
+	if src.URL != "" {
+		return []part{{key: src.Name, url: src.URL, name: src.Name}}
+	}
+	out := make([]part, len(src.URLs))
+	for i, u := range src.URLs {
+		out[i] = part{key: src.Name + "~" + strconv.Itoa(i), url: u, name: src.Name}
+	}
+	return out
+}
+
+// sourceURLs returns every URL a source is fetched from.
+func sourceURLs(src Source) []string {
+	if src.URL != "" {
+		return []string{src.URL}
+	}
+	return src.URLs
+}
+
 type fetcher struct {
 	dir      string
 	client   *http.Client
@@ -58,22 +88,22 @@ func newFetcher(cfg Config, logger *slog.Logger) *fetcher {
 	return f
 }
 
-func (f *fetcher) paths(src Source) (data, meta string) {
-	base := filepath.Join(f.dir, src.Name)
+func (f *fetcher) paths(pt part) (data, meta string) {
+	base := filepath.Join(f.dir, pt.key)
 	return base + ".list", base + ".meta.json"
 }
 
-func (f *fetcher) meta(src Source) (cacheMeta, bool) {
+func (f *fetcher) meta(pt part) (cacheMeta, bool) {
 	if f.dir == "" {
 		return cacheMeta{}, false
 	}
-	data, metaPath := f.paths(src)
+	data, metaPath := f.paths(pt)
 	b, err := os.ReadFile(metaPath)
 	if err != nil {
 		return cacheMeta{}, false
 	}
 	var m cacheMeta
-	if json.Unmarshal(b, &m) != nil || m.URL != src.URL {
+	if json.Unmarshal(b, &m) != nil || m.URL != pt.url {
 		// A cached body from another URL is another list.
 		return cacheMeta{}, false
 	}
@@ -83,29 +113,29 @@ func (f *fetcher) meta(src Source) (cacheMeta, bool) {
 	return m, true
 }
 
-// cached returns the last good body of src, if there is one.
-func (f *fetcher) cached(src Source) (string, bool) {
-	if _, ok := f.meta(src); !ok {
+// cached returns the last good body of pt, if there is one.
+func (f *fetcher) cached(pt part) (string, bool) {
+	if _, ok := f.meta(pt); !ok {
 		return "", false
 	}
-	data, _ := f.paths(src)
+	data, _ := f.paths(pt)
 	return data, true
 }
 
-// get fetches src.URL, conditionally when a cached copy exists. It returns
+// get fetches pt.url, conditionally when a cached copy exists. It returns
 // nil and no error when the server says the cached copy is current (304).
-func (f *fetcher) get(ctx context.Context, src Source) (*download, error) {
+func (f *fetcher) get(ctx context.Context, pt part) (*download, error) {
 	if f.dir == "" {
 		return nil, errors.New("cache_dir is not set")
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.URL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pt.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", src.URL, err)
+		return nil, fmt.Errorf("GET %s: %w", pt.url, err)
 	}
-	req.Header.Set("User-Agent", "aupguard-categories/1")
-	m, haveCache := f.meta(src)
+	req.Header.Set("User-Agent", "aupguard-lists/1")
+	m, haveCache := f.meta(pt)
 	if haveCache {
 		if m.ETag != "" {
 			req.Header.Set("If-None-Match", m.ETag)
@@ -123,12 +153,12 @@ func (f *fetcher) get(ctx context.Context, src Source) (*download, error) {
 	case resp.StatusCode == http.StatusNotModified && haveCache:
 		return nil, nil
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("GET %s: status %s", src.URL, resp.Status)
+		return nil, fmt.Errorf("GET %s: status %s", pt.url, resp.Status)
 	}
 	if err := os.MkdirAll(f.dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cache dir: %w", err)
 	}
-	tmp, err := os.CreateTemp(f.dir, "."+src.Name+".*.part")
+	tmp, err := os.CreateTemp(f.dir, "."+pt.key+".*.part")
 	if err != nil {
 		return nil, fmt.Errorf("cache dir: %w", err)
 	}
@@ -145,7 +175,7 @@ func (f *fetcher) get(ctx context.Context, src Source) (*download, error) {
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return nil, fmt.Errorf("GET %s: %w", src.URL, err)
+		return nil, fmt.Errorf("GET %s: %w", pt.url, err)
 	}
 	return &download{path: tmp.Name(), etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified"),
 		sha256: hex.EncodeToString(h.Sum(nil))}, nil
@@ -153,13 +183,13 @@ func (f *fetcher) get(ctx context.Context, src Source) (*download, error) {
 
 // commit makes a download that parsed the cached copy: rename over the old
 // body, then the metadata, each atomically.
-func (f *fetcher) commit(src Source, dl *download) error {
-	data, metaPath := f.paths(src)
+func (f *fetcher) commit(pt part, dl *download) error {
+	data, metaPath := f.paths(pt)
 	if err := os.Rename(dl.path, data); err != nil {
 		os.Remove(dl.path)
-		return fmt.Errorf("cache %s: %w", src.Name, err)
+		return fmt.Errorf("cache %s: %w", pt.key, err)
 	}
-	b, err := json.MarshalIndent(cacheMeta{URL: src.URL, ETag: dl.etag, LastModified: dl.lastModified,
+	b, err := json.MarshalIndent(cacheMeta{URL: pt.url, ETag: dl.etag, LastModified: dl.lastModified,
 		SHA256: dl.sha256, FetchedAt: time.Now().UTC()}, "", "  ")
 	if err != nil {
 		return err
@@ -190,29 +220,28 @@ func writeFileAtomic(name string, b []byte) error {
 	return err
 }
 
-// fetchAll fetches every URL source, four at a time. Sources whose cached
-// copy is current are absent from both maps.
+// fetchAll fetches every part of every URL source, four at a time. Both
+// maps are keyed by part; parts whose cached copy is current are in
+// neither.
 func (l *loader) fetchAll(ctx context.Context) (map[string]*download, map[string]error) {
 	dls := map[string]*download{}
 	errs := map[string]error{}
 	type res struct {
-		name string
-		dl   *download
-		err  error
+		pt  part
+		dl  *download
+		err error
 	}
-	var srcs []Source
-	for _, s := range l.cfg.Sources {
-		if s.URL != "" {
-			srcs = append(srcs, s)
-		}
+	var pts []part
+	for _, s := range l.remoteSources() {
+		pts = append(pts, parts(s)...)
 	}
-	out := make([]res, len(srcs))
+	out := make([]res, len(pts))
 	var g errgroup.Group
 	g.SetLimit(4)
-	for i, s := range srcs {
+	for i, pt := range pts {
 		g.Go(func() error {
-			dl, err := l.fetch.get(ctx, s)
-			out[i] = res{s.Name, dl, err}
+			dl, err := l.fetch.get(ctx, pt)
+			out[i] = res{pt, dl, err}
 			return nil
 		})
 	}
@@ -220,13 +249,13 @@ func (l *loader) fetchAll(ctx context.Context) (map[string]*download, map[string
 	for _, r := range out {
 		switch {
 		case r.err != nil:
-			errs[r.name] = r.err
-			l.logger.Warn("category source fetch failed", "source", r.name, "err", r.err)
+			errs[r.pt.key] = r.err
+			l.logger.Debug("list fetch failed", "source", r.pt.name, "url", r.pt.url, "err", r.err)
 		case r.dl != nil:
-			dls[r.name] = r.dl
-			l.logger.Info("category source downloaded", "source", r.name, "sha256", r.dl.sha256[:16], "etag", r.dl.etag)
+			dls[r.pt.key] = r.dl
+			l.logger.Info("list downloaded", "source", r.pt.name, "url", r.pt.url, "sha256", r.dl.sha256[:16], "etag", r.dl.etag)
 		default:
-			l.logger.Debug("category source not modified", "source", r.name)
+			l.logger.Debug("list not modified", "source", r.pt.name, "url", r.pt.url)
 		}
 	}
 	return dls, errs

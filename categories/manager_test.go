@@ -90,7 +90,7 @@ func TestManagerRemoteSource(t *testing.T) {
 	cache := filepath.Join(dir, "cache")
 	local := writeFile(t, dir, "local.txt", []byte("local-bet.example\n"))
 	cfg := DefaultConfig()
-	cfg.Bundle = false
+	cfg.Defaults = false
 	cfg.CacheDir = cache
 	cfg.Refresh = 0
 	cfg.Sources = []Source{
@@ -111,11 +111,27 @@ func TestManagerRemoteSource(t *testing.T) {
 		changes = append(changes, ix.Revision())
 		mu.Unlock()
 	})
-	if err := m.Start(ctx); err != nil {
+	// Start loads what is on this machine and never waits on the network:
+	// the URL source is pending until the background fetch. The loop is
+	// stopped at once so that the test drives the fetches itself.
+	startCtx, stop := context.WithCancel(ctx)
+	if err := m.Start(startCtx); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Start(ctx); err == nil {
 		t.Fatal("second Start must fail")
+	}
+	ix0 := m.Current()
+	if !ix0.Lookup("local-bet.example").Has("gambling") || ix0.Lookup("casino-one.example").Has("gambling") {
+		t.Fatalf("start-up index: %+v", ix0.Stats())
+	}
+	stop()
+	<-m.Done()
+	if err := m.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := sourceStatus(m, "remote"); st.State != "ok" || !st.Loaded() {
+		t.Errorf("remote after the first fetch: %+v", st)
 	}
 	ix1 := m.Current()
 	if !ix1.Lookup("www.casino-one.example").Has("gambling") || !ix1.Lookup("local-bet.example").Has("gambling") {
@@ -172,7 +188,7 @@ func TestManagerRemoteSource(t *testing.T) {
 		t.Fatalf("v2 not in force: %v", ix2.Stats())
 	}
 	mu.Lock()
-	if len(changes) != 2 || changes[0] != ix1.Revision() || changes[1] != ix2.Revision() {
+	if len(changes) != 3 || changes[0] != ix0.Revision() || changes[1] != ix1.Revision() || changes[2] != ix2.Revision() {
 		t.Errorf("OnChange calls = %v", changes)
 	}
 	mu.Unlock()
@@ -201,7 +217,8 @@ func TestManagerRemoteSource(t *testing.T) {
 		t.Fatal("Reload with a lost source must fail")
 	}
 
-	// A restart while the URL is unreachable loads the cached copy; a
+	// A restart while the URL is unreachable loads the cached copy at
+	// once; the failed fetch then marks it stale ("cache"), not missing. A
 	// download interrupted by a crash is cleaned up.
 	ls.srv.Close()
 	writeFile(t, cache, ".remote.123.part", []byte("half a downl"))
@@ -220,47 +237,34 @@ func TestManagerRemoteSource(t *testing.T) {
 	if !ix.Lookup("casino-three.example").Has("gambling") {
 		t.Fatalf("cached copy not used: %+v", ix.Stats())
 	}
-	for _, s := range ix.Stats() {
-		if s.Name == "remote" && s.Fallback != "cache" {
-			t.Errorf("remote stats = %+v, want fallback cache", s)
-		}
+	waitFor(t, "remote marked stale", func() bool { return sourceStatus(m2, "remote").State == "cache" })
+	if st := sourceStatus(m2, "remote"); !st.Loaded() || !strings.Contains(st.Error, "connect") {
+		t.Errorf("remote after a failed fetch: %+v", st)
+	}
+	if missing := m2.Missing(); len(missing) != 0 {
+		t.Errorf("missing = %v; a stale copy is not missing", missing)
 	}
 }
 
-// TestManagerBundleFallback: a configured source that replaces a bundled
-// one falls back to the bundled copy when it cannot load at all.
-func TestManagerBundleFallback(t *testing.T) {
-	ls := newListServer(t, "", `"x"`)
-	ls.set("500", "", "")
-	cfg := DefaultConfig()
-	cfg.CacheDir = t.TempDir()
-	cfg.Sources = []Source{{Name: "ut1", Format: FormatUT1, URL: ls.srv.URL + "/blacklists.tar.gz", Map: map[string]string{"gambling": "gambling"}}}
-	m, err := NewManager(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ix := m.Current()
-	if !ix.Lookup("pokerstars.com").Has("gambling") {
-		t.Fatal("bundled ut1 not used as fallback")
-	}
-	n := 0
-	for _, s := range ix.Stats() {
-		if s.Name == "ut1" {
-			n++
-			if s.Fallback != "bundle" || !strings.HasPrefix(s.Origin, "bundle:") {
-				t.Errorf("ut1 stats = %+v", s)
-			}
+func sourceStatus(m *Manager, name string) SourceStatus {
+	for _, s := range m.Sources() {
+		if s.Name == name {
+			return s
 		}
 	}
-	if n != len(bundleUT1Map) {
-		t.Errorf("%d ut1 lists, want the bundle's %d", n, len(bundleUT1Map))
+	return SourceStatus{}
+}
+
+// waitFor polls cond until it holds or 30 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	cancel()
-	<-m.Done() // the refresh loop stops with its context
 }
 
 // TestManagerLoop runs the background refresh with a short period (set
@@ -268,7 +272,7 @@ func TestManagerBundleFallback(t *testing.T) {
 func TestManagerLoop(t *testing.T) {
 	ls := newListServer(t, "first.example\n", `"1"`)
 	cfg := DefaultConfig()
-	cfg.Bundle = false
+	cfg.Defaults = false
 	cfg.CacheDir = t.TempDir()
 	cfg.Sources = []Source{{Name: "r", Category: "drugs", URL: ls.srv.URL}}
 	m, err := NewManager(cfg, testLogger(t))

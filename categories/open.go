@@ -15,15 +15,16 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
 // origin is where a source's files are read from: a directory tree on disk
-// or the embedded bundle, behind one fs.FS so both load the same way.
+// behind an fs.FS, so tests and odd layouts load the same way.
 type origin struct {
 	fsys    fs.FS
 	name    string // path within fsys
-	display string // for messages: the real path, or "bundle:<file>"
+	display string // for messages: the real path, or the URL and its cache file
 }
 
 func osOrigin(p string) (origin, error) {
@@ -88,26 +89,39 @@ func (l *loader) limit() int64 {
 	return DefaultConfig().MaxListBytes
 }
 
-// openLists reads one source from org into list results. remote marks
-// downloads, which must not be empty (an empty 200 is not a list).
-func (l *loader) openLists(ctx context.Context, src Source, org origin, seed maphash.Seed, remote bool) ([]*listResult, error) {
+// openLists reads one source into list results: a UT1 tree from its one
+// origin, any other list from one or more files (a publisher's parts) read
+// as one. remote marks downloads, which must not be empty (an empty 200 is
+// not a list).
+func (l *loader) openLists(ctx context.Context, src Source, orgs []origin, seed maphash.Seed, remote bool) ([]*listResult, error) {
 	format := orDefault(src.Format, FormatAuto)
-	st, err := fs.Stat(org.fsys, org.name)
-	if err != nil {
-		return nil, unwrapPathErr(err, org.display)
-	}
 	tree := format == FormatUT1 || (format == FormatAuto && len(src.Map) > 0)
 	var lists []*listResult
-	if st.IsDir() {
-		if !tree {
-			return nil, fmt.Errorf("%s is a directory; a UT1 tree needs format ut1 and a map", org.display)
+	if len(orgs) == 1 || tree {
+		org := orgs[0]
+		st, err := fs.Stat(org.fsys, org.name)
+		if err != nil {
+			return nil, unwrapPathErr(err, org.display)
 		}
-		lists, err = l.loadUT1Dir(ctx, src, org, seed)
+		if st.IsDir() {
+			if !tree {
+				return nil, fmt.Errorf("%s is a directory; a UT1 tree needs format ut1 and a map", org.display)
+			}
+			lists, err = l.loadUT1Dir(ctx, src, org, seed)
+		} else {
+			lists, err = l.loadFile(ctx, src, org, seed, format, tree)
+		}
+		if err != nil {
+			return nil, err
+		}
 	} else {
-		lists, err = l.loadFile(ctx, src, org, seed, format, tree)
-	}
-	if err != nil {
-		return nil, err
+		r := newListResult(src.Name, src.Category, format, seed)
+		for i, org := range orgs {
+			if err := l.readPlain(ctx, r, org, format, "part"+strconv.Itoa(i)); err != nil {
+				return nil, err
+			}
+		}
+		lists = []*listResult{r}
 	}
 	loaded := 0
 	for _, r := range lists {
@@ -128,7 +142,7 @@ func (l *loader) openLists(ctx context.Context, src Source, org origin, seed map
 			}
 		}
 		if len(errs) == 0 {
-			errs = append(errs, fmt.Errorf("none of the mapped UT1 categories is in %s (is it a UT1 tree?)", org.display))
+			errs = append(errs, fmt.Errorf("none of the mapped UT1 categories is in %s (is it a UT1 tree?)", orgs[0].display))
 		}
 		return nil, errors.Join(errs...)
 	}
@@ -199,6 +213,23 @@ func (l *loader) loadFile(ctx context.Context, src Source, org origin, seed maph
 		return nil, err
 	}
 	return []*listResult{r}, nil
+}
+
+// readPlain reads one file of a multi-file source into r.
+func (l *loader) readPlain(ctx context.Context, r *listResult, org origin, format, rel string) error {
+	f, err := org.fsys.Open(org.name)
+	if err != nil {
+		return unwrapPathErr(err, org.display)
+	}
+	defer f.Close()
+	br, err := decompress(f, org.display, l.limit())
+	if err != nil {
+		return err
+	}
+	if isTar(br) {
+		return fmt.Errorf("%s is a tar archive, not a list", org.display)
+	}
+	return r.readFile(ctx, br, format, org.display, rel)
 }
 
 // ut1Files are the files of a UT1 category directory that are loaded, with

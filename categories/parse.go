@@ -404,7 +404,7 @@ func (r *listResult) urlsLine(line []byte) (lineStatus, error) {
 	if len(line) == 0 || line[0] == '#' {
 		return lineIgnored, nil
 	}
-	if bytes.IndexAny(line, " \t") >= 0 {
+	if bytes.ContainsAny(line, " \t") {
 		return 0, fmt.Errorf("space in URL %q", line)
 	}
 	u, err := parseURLRule(line, r.buf[:0])

@@ -143,7 +143,7 @@ func TestFormats(t *testing.T) {
 					if len(errs) > 0 {
 						t.Fatal(errs)
 					}
-					st := ix.Stats()
+					st := withoutSeed(ix.Stats())
 					if len(st) != 1 {
 						t.Fatalf("stats = %+v", st)
 					}

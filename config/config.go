@@ -18,6 +18,7 @@ import (
 	"github.com/aupguard/aupguard/dnsfilter"
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/identity"
+	"github.com/aupguard/aupguard/intercept"
 	"github.com/aupguard/aupguard/proxy"
 	"github.com/aupguard/aupguard/redisstore"
 )
@@ -42,9 +43,13 @@ type Config struct {
 	// name → addresses. Entries of HostsFile are added, Hosts wins.
 	Hosts map[string][]string `yaml:"hosts"`
 	// HostsFile is an /etc/hosts-style file (address, then names) read
-	// into Hosts at start and on SIGHUP.
+	// into Hosts at start only: SIGHUP does not re-read it (the proxy and
+	// the DNS filter take their overrides when built), so restart after
+	// changing it.
 	HostsFile string `yaml:"hosts_file"`
 	Admin     Admin  `yaml:"admin"`
+	// Intercept is selective TLS interception: the CA and its leaves.
+	Intercept intercept.Config `yaml:"intercept"`
 }
 
 // DNS is the DNS filter's section: its own keys plus a switch.
@@ -114,14 +119,15 @@ func Default() *Config {
 			Timezone:      "Local",
 			DefaultGroups: []string{"learners"},
 		},
-		Cache:    Cache{Size: 100_000, DefaultTTL: 5 * time.Minute, MaxTTL: time.Hour},
-		Lists:    lists,
-		Identity: identity.DefaultConfig(),
-		Proxy:    proxy.DefaultConfig(),
-		DNS:      DNS{Enabled: true, Config: dnsfilter.DefaultConfig()},
-		Events:   ev,
-		Redis:    redisstore.DefaultConfig(),
-		Admin:    Admin{Listen: "127.0.0.1:9090"},
+		Cache:     Cache{Size: 100_000, DefaultTTL: 5 * time.Minute, MaxTTL: time.Hour},
+		Lists:     lists,
+		Identity:  identity.DefaultConfig(),
+		Proxy:     proxy.DefaultConfig(),
+		DNS:       DNS{Enabled: true, Config: dnsfilter.DefaultConfig()},
+		Events:    ev,
+		Redis:     redisstore.DefaultConfig(),
+		Intercept: intercept.DefaultConfig(),
+		Admin:     Admin{Listen: "127.0.0.1:9090"},
 	}
 }
 
@@ -133,6 +139,10 @@ func (c *Config) resolve() {
 	}
 	if c.Lists.CacheDir == "" {
 		c.Lists.CacheDir = filepath.Join(c.DataDir, "lists")
+	}
+	if c.Intercept.CACert == "" && c.Intercept.CAKey == "" {
+		c.Intercept.CACert = filepath.Join(c.DataDir, "ca", "ca.crt")
+		c.Intercept.CAKey = filepath.Join(c.DataDir, "ca", "ca.key")
 	}
 }
 
@@ -207,6 +217,7 @@ func (c *Config) Validate() error {
 	}
 	add(field.Prefix("events", c.Events.Validate()))
 	add(field.Prefix("redis", c.Redis.Validate()))
+	add(field.Prefix("intercept", c.Intercept.Validate()))
 	return errors.Join(errs...)
 }
 

@@ -13,7 +13,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Policy.DefaultGroups[0] != "learners" || c.Cache.Size <= 0 || !c.Lists.Bundle {
+	if c.Policy.DefaultGroups[0] != "learners" || c.Cache.Size <= 0 || !c.Lists.Defaults {
 		t.Fatalf("defaults = %+v", c)
 	}
 }

@@ -24,14 +24,16 @@ type Deps struct {
 	// Stats are named counter sources ("decider", "proxy", "dns",
 	// "events"), each returning a struct; all are shown on /api/stats.
 	Stats map[string]func() any
-	// Metrics names the Stats whose numeric fields are exported on
-	// /metrics as aupguard_<name>_<field> (components with their own
-	// collector are left out).
-	Metrics []string
-	// Collectors are extra Prometheus collectors (the event pipeline's).
+	// Collectors are the components' Prometheus collectors (the
+	// decider's, ProxyCollector, DNSCollector, the event pipeline's, ...),
+	// exported on /metrics with the Go and process collectors.
 	Collectors []prometheus.Collector
 	// Ready reports whether the instance should receive traffic.
 	Ready func() error
+	// Degraded says what the instance is running without (list sources
+	// that could not be had…), "" when nothing. A degraded instance is
+	// still ready: a filter with fewer lists is better than no filter.
+	Degraded func() string
 	// Started is when the process started.
 	Started time.Time
 }
@@ -43,11 +45,6 @@ func Handler(d Deps) (http.Handler, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newRevisionCollector(d),
-	}
-	for _, name := range d.Metrics {
-		if fn, ok := d.Stats[name]; ok {
-			cs = append(cs, newStatsCollector(name, fn))
-		}
 	}
 	cs = append(cs, d.Collectors...)
 	for _, c := range cs {
@@ -66,6 +63,12 @@ func Handler(d Deps) (http.Handler, error) {
 			if err := d.Ready(); err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				w.Write([]byte("not ready: " + err.Error() + "\n"))
+				return
+			}
+		}
+		if d.Degraded != nil {
+			if why := d.Degraded(); why != "" {
+				w.Write([]byte("ready, degraded: " + why + "\n"))
 				return
 			}
 		}
@@ -95,6 +98,7 @@ func Handler(d Deps) (http.Handler, error) {
 			"revision": idx.Revision(),
 			"built_at": idx.BuiltAt(),
 			"names":    idx.Len(),
+			"status":   d.Lists.Sources(),
 			"sources":  idx.Stats(),
 		})
 	})

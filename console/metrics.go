@@ -2,36 +2,100 @@ package console
 
 import (
 	"reflect"
-	"strings"
-	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aupguard/aupguard/dnsfilter"
+	"github.com/aupguard/aupguard/proxy"
 )
 
-// statsCollector exports the numeric fields of a component's Stats struct
-// as metrics named aupguard_<component>_<field>: unsigned fields are
-// counters, signed ones gauges. One generic collector keeps every
-// component's counters on /metrics without each package depending on
-// Prometheus.
-type statsCollector struct {
-	name string
-	fn   func() any
-	desc map[string]*prometheus.Desc
+// A statMetric exports one numeric field of a component's Stats struct
+// under a Prometheus name, with help text and a type of its own: the
+// tables below are the one place these names are given, following
+// Prometheus' conventions (aupguard_<component>_<what>[_<unit>], counters
+// ending in _total). TestStatsTablesCoverEveryField fails when a Stats
+// struct gains a numeric field that no table exports.
+type statMetric struct {
+	field string // the Stats field
+	name  string
+	help  string
+	kind  prometheus.ValueType
 }
 
-func newStatsCollector(name string, fn func() any) *statsCollector {
-	c := &statsCollector{name: name, fn: fn, desc: map[string]*prometheus.Desc{}}
-	t := reflect.TypeOf(fn())
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !numeric(f.Type.Kind()) {
-			continue
-		}
-		m := "aupguard_" + name + "_" + metricName(f)
-		c.desc[f.Name] = prometheus.NewDesc(m, name+" "+strings.ReplaceAll(metricName(f), "_", " "), nil, nil)
+const (
+	counter = prometheus.CounterValue
+	gauge   = prometheus.GaugeValue
+)
+
+// proxyMetrics export proxy.Stats.
+var proxyMetrics = []statMetric{
+	{"Requests", "aupguard_proxy_requests_total", "Plain-HTTP requests decided at phase request.", counter},
+	{"Connects", "aupguard_proxy_connects_total", "CONNECT (tunnel) requests decided at phase connect.", counter},
+	{"Blocked", "aupguard_proxy_blocked_total", "Requests and tunnels the policy blocked.", counter},
+	{"Alerts", "aupguard_proxy_alerts_total", "Requests the policy allowed but marked for attention.", counter},
+	{"Refused", "aupguard_proxy_destinations_refused_total", "Connections refused because the destination address is protected or outside allow_destinations.", counter},
+	{"ClientsDenied", "aupguard_proxy_clients_denied_total", "Requests from clients outside every allowed network.", counter},
+	{"AuthFailures", "aupguard_proxy_auth_failures_total", "Proxy logins that failed.", counter},
+	{"AuthLimited", "aupguard_proxy_auth_rate_limited_total", "Proxy logins refused by the failed-login rate limit.", counter},
+	{"TunnelsActive", "aupguard_proxy_tunnels_active", "Tunnels (CONNECT and WebSocket) open now.", gauge},
+	{"TunnelsRejected", "aupguard_proxy_tunnels_rejected_total", "Tunnels refused for the per-client cap.", counter},
+	{"UpstreamErrors", "aupguard_proxy_upstream_errors_total", "Requests whose origin could not be reached.", counter},
+	{"EmitErrors", "aupguard_proxy_emit_errors_total", "Misuse events and review requests the event pipeline did not take.", counter},
+	{"Reviews", "aupguard_proxy_review_requests_total", "Review requests learners sent from the block page.", counter},
+}
+
+// dnsMetrics export dnsfilter.Stats.
+var dnsMetrics = []statMetric{
+	{"Queries", "aupguard_dns_queries_total", "DNS requests the handler saw.", counter},
+	{"Refused", "aupguard_dns_refused_total", "Queries from clients outside the served networks.", counter},
+	{"RateLimited", "aupguard_dns_rate_limited_total", "Queries dropped by the per-client rate limit.", counter},
+	{"Overloaded", "aupguard_dns_overloaded_total", "Queries dropped because max_inflight was reached.", counter},
+	{"Malformed", "aupguard_dns_malformed_total", "Requests answered FORMERR, NOTIMP, BADVERS or REFUSED for their form.", counter},
+	{"Blocked", "aupguard_dns_blocked_total", "Queries the policy blocked.", counter},
+	{"CNAMEBlocked", "aupguard_dns_cname_blocked_total", "Blocked queries blocked for a name in the answer's CNAME chain (part of blocked).", counter},
+	{"Alerts", "aupguard_dns_alerts_total", "Queries the policy allowed but marked for attention.", counter},
+	{"DecisionErrors", "aupguard_dns_decision_errors_total", "Decisions made without a working policy (the fail-closed default).", counter},
+	{"Special", "aupguard_dns_special_total", "DoH canary and iCloud Private Relay answers.", counter},
+	{"Hosts", "aupguard_dns_hosts_answers_total", "Answers from the hosts overrides.", counter},
+	{"SafeSearch", "aupguard_dns_safesearch_rewrites_total", "Safe-search rewrites.", counter},
+	{"AnyMinimal", "aupguard_dns_any_minimal_total", "ANY queries given the RFC 8482 minimal answer.", counter},
+	{"CacheHits", "aupguard_dns_cache_hits_total", "Answers from the response cache.", counter},
+	{"CacheMisses", "aupguard_dns_cache_misses_total", "Response cache misses.", counter},
+	{"CacheEntries", "aupguard_dns_cache_entries", "Responses held in the cache.", gauge},
+	{"FastAnswers", "aupguard_dns_fast_answers_total", "Queries answered on the fast path from a stored reply (also counted as cache hits or blocks).", counter},
+	{"UpstreamQueries", "aupguard_dns_upstream_queries_total", "Exchanges with upstream resolvers.", counter},
+	{"UpstreamErrors", "aupguard_dns_upstream_errors_total", "Failed exchanges with upstream resolvers.", counter},
+	{"UpstreamTCP", "aupguard_dns_upstream_tcp_retries_total", "Upstream retries over TCP after a truncated answer.", counter},
+	{"ServFail", "aupguard_dns_servfail_total", "Queries answered SERVFAIL (every upstream failed, or an internal error).", counter},
+	{"Truncated", "aupguard_dns_truncated_total", "UDP answers cut to the client's size with TC set.", counter},
+	{"EventErrors", "aupguard_dns_event_errors_total", "Misuse events the event pipeline did not take.", counter},
+	{"Panics", "aupguard_dns_panics_total", "Handler panics recovered (each one is a bug).", counter},
+}
+
+// ProxyCollector exports the proxy's counters (proxy.Stats) read at
+// scrape time.
+func ProxyCollector(stats func() proxy.Stats) prometheus.Collector {
+	return newStatsCollector(proxyMetrics, func() any { return stats() })
+}
+
+// DNSCollector exports the DNS filter's counters (dnsfilter.Stats) read
+// at scrape time.
+func DNSCollector(stats func() dnsfilter.Stats) prometheus.Collector {
+	return newStatsCollector(dnsMetrics, func() any { return stats() })
+}
+
+// statsCollector exports the fields its table names from a Stats struct,
+// read once per scrape.
+type statsCollector struct {
+	table []statMetric
+	desc  []*prometheus.Desc
+	read  func() any
+}
+
+func newStatsCollector(table []statMetric, read func() any) *statsCollector {
+	c := &statsCollector{table: table, read: read}
+	for _, m := range table {
+		c.desc = append(c.desc, prometheus.NewDesc(m.name, m.help, nil, nil))
 	}
 	return c
 }
@@ -43,49 +107,22 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
-	v := reflect.ValueOf(c.fn())
-	for v.Kind() == reflect.Pointer {
-		v = v.Elem()
-	}
-	for name, d := range c.desc {
-		f := v.FieldByName(name)
+	v := reflect.ValueOf(c.read())
+	for i, m := range c.table {
+		f := v.FieldByName(m.field)
+		var x float64
 		switch f.Kind() {
 		case reflect.Uint, reflect.Uint32, reflect.Uint64:
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(f.Uint()))
+			x = float64(f.Uint())
 		case reflect.Int, reflect.Int32, reflect.Int64:
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(f.Int()))
+			x = float64(f.Int())
 		case reflect.Float64:
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, f.Float())
+			x = f.Float()
+		default:
+			continue // a renamed field: the table test names it
 		}
+		ch <- prometheus.MustNewConstMetric(c.desc[i], m.kind, x)
 	}
-}
-
-func numeric(k reflect.Kind) bool {
-	switch k {
-	case reflect.Uint, reflect.Uint32, reflect.Uint64, reflect.Int, reflect.Int32, reflect.Int64, reflect.Float64:
-		return true
-	}
-	return false
-}
-
-// metricName is the field's JSON name, or its Go name in snake case.
-func metricName(f reflect.StructField) string {
-	if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag != "" && tag != "-" {
-		return tag
-	}
-	var b strings.Builder
-	rs := []rune(f.Name)
-	for i, r := range rs {
-		if unicode.IsUpper(r) {
-			if i > 0 && (unicode.IsLower(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]))) {
-				b.WriteByte('_')
-			}
-			b.WriteRune(unicode.ToLower(r))
-		} else {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // revisionCollector exports the active policy and lists revisions as an
@@ -96,7 +133,7 @@ type revisionCollector struct {
 }
 
 func newRevisionCollector(d Deps) *revisionCollector {
-	return &revisionCollector{d: d, desc: prometheus.NewDesc("aupguard_revision_info", "active policy and lists revisions", []string{"policy", "lists"}, nil)}
+	return &revisionCollector{d: d, desc: prometheus.NewDesc("aupguard_revision_info", "The policy and lists revisions in force (always 1; the revisions are labels), so a fleet's convergence after a reload can be graphed.", []string{"policy", "lists"}, nil)}
 }
 
 func (c *revisionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }

@@ -35,9 +35,10 @@ type specialName struct {
 	reason string
 }
 
-// specialNames returns the signal names, from
-// /work/shared/data/doh-canary-and-special.tsv (Mozilla's canary
-// documentation; Apple's network guidance for Private Relay).
+// specialNames returns the signal names, from the shared data's
+// doh-canary-and-special.tsv (../shared/data beside the repository;
+// Mozilla's canary documentation; Apple's network guidance for Private
+// Relay).
 func specialNames() map[string]specialName {
 	relay := specialName{rule: "private_relay", reason: "iCloud Private Relay is not available on this network"}
 	return map[string]specialName{

@@ -2,10 +2,10 @@ package dnsfilter
 
 import "net/netip"
 
-// The safe-search table, written from the facts collected in
-// /work/shared/data/safesearch.tsv (public safe-search mappings: AdGuard
-// Home's rules, OpenWrt's safe-search hosts). safesearch_table_test.go
-// checks it against that file entry by entry.
+// The safe-search table, written from the facts collected in the shared
+// data's safesearch.tsv (../shared/data beside the repository; public
+// safe-search mappings: AdGuard Home's rules, OpenWrt's safe-search hosts).
+// safesearch_table_test.go checks it against that file entry by entry.
 
 // safeSearchRule is how one search-engine host is rewritten: a CNAME to
 // the engine's safe host, or (Yandex, which publishes no such host) fixed

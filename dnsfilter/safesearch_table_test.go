@@ -2,6 +2,7 @@ package dnsfilter
 
 import (
 	"bufio"
+	"github.com/aupguard/aupguard/internal/testutil"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -9,17 +10,13 @@ import (
 	"testing"
 )
 
-// sharedData finds the project's shared list data (see its README.md).
+// sharedData returns a file of the project's shared data (../shared/data
+// beside the repository; see its README.md).
 func sharedData(t testing.TB, name string) string {
 	t.Helper()
-	dir := os.Getenv("AUPGUARD_DATA")
-	if dir == "" {
-		dir = "/work/shared/data"
-	}
-	p := filepath.Join(dir, name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared data %s not available (set AUPGUARD_DATA): %v", p, err)
-	}
+	p := filepath.Join(testutil.SharedData(t), name)
+	_, err := os.Stat(p)
+	testutil.Require(t, err == nil, "shared data %s not available: %v", p, err)
 	return p
 }
 

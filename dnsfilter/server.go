@@ -102,7 +102,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("dns config: %w", err)
 	}
 
-	ev := &eventMaker{newID: newID, now: now, instance: opts.Instance}
+	ev := &eventMaker{newID: newID, now: now, instance: opts.Instance, log: log}
 	s := &Server{cfg: cfg, log: log, emitter: opts.Emitter, pcs: opts.PacketConns, ls: opts.Listeners,
 		identify: opts.Identifier, ev: ev, now: now, realClock: opts.Now == nil}
 	s.base, s.cancel = context.WithCancel(context.Background())

@@ -93,7 +93,7 @@ func TestBlockedNameGetsBlockAnswerEDEAndEvent(t *testing.T) {
 	ev := evs[0]
 	want := events.Event{
 		ID: "ev-1", Kind: events.KindBlock, Source: "dns", Phase: "query", Action: "block",
-		Category: d.Category, Rule: d.Rule, Reason: d.Reason, Severity: string(d.Severity), Alert: d.Alert,
+		Category: d.Category, Rule: d.Rule, Reason: d.Reason, Severity: d.Severity, Alert: d.Alert,
 		ClientIP: "127.0.0.1", Groups: []string{"learners"}, Host: "casino.test", QName: "casino.test", QType: "A",
 		PolicyRevision: d.PolicyRevision, ListsRevision: d.ListsRevision,
 	}

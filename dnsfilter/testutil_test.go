@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aupguard/aupguard/internal/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -538,13 +539,12 @@ func edeOf(m *dns.Msg) *dns.EDNS0_EDE {
 	return nil
 }
 
-// needTool skips the test when a client binary is not installed.
+// needTool skips the test when a client binary is not installed (fails
+// it in CI, which installs them).
 func needTool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not installed (apt-get install -y dnsutils knot-dnsutils): %v", name, err)
-	}
+	testutil.Require(t, err == nil, "%s not installed (apt-get install -y dnsutils knot-dnsutils): %v", name, err)
 	return p
 }
 

@@ -10,18 +10,27 @@ import (
 	"github.com/aupguard/aupguard/verdict"
 )
 
-// BuildOptions tune FromDecision.
+// BuildOptions are an enforcement point's settings for the events it
+// builds. The zero value is valid.
 type BuildOptions struct {
 	// IncludeQuery keeps the URL's query string in the event. Set it only
 	// when the policy asked for it: queries carry search terms and tokens,
 	// and an event holds the least data that makes it attributable.
 	IncludeQuery bool
+	// NewID makes event IDs (tests give a sequence); nil uses a ULID at
+	// the event's time.
+	NewID func() string
+	// Instance names the enforcing instance; "" leaves it to Emit, which
+	// fills in the pipeline's.
+	Instance string
 }
 
 // FromDecision builds the misuse event for a decision, and reports whether
 // the decision is one: a block, or an allowed request the policy marked
-// alert. The event gets a new ID (print it on the block page as the
-// reference) and the input's time, or now; Emit fills in the instance.
+// alert. It is the one builder of decision events: the proxy, the DNS
+// filter and any later enforcement point call it, so an event means the
+// same whoever emitted it. The event gets a new ID (print it on the block
+// page as the reference) and the input's time, or now.
 func FromDecision(d *verdict.Decision, in *verdict.Input, opts BuildOptions) (Event, bool) {
 	if d == nil {
 		return Event{}, false
@@ -40,14 +49,15 @@ func FromDecision(d *verdict.Decision, in *verdict.Input, opts BuildOptions) (Ev
 		t = in.Time
 	}
 	ev := Event{
-		ID:             newIDAt(t),
+		ID:             opts.id(t),
 		Time:           t.UTC(),
+		Instance:       opts.Instance,
 		Kind:           kind,
-		Action:         string(d.Action),
+		Action:         d.Action,
 		Category:       d.Category,
 		Rule:           d.Rule,
 		Reason:         d.Reason,
-		Severity:       string(d.Severity),
+		Severity:       d.Severity,
 		Alert:          d.Alert,
 		PolicyRevision: d.PolicyRevision,
 		ListsRevision:  d.ListsRevision,
@@ -56,8 +66,8 @@ func FromDecision(d *verdict.Decision, in *verdict.Input, opts BuildOptions) (Ev
 	if in == nil {
 		return ev, true
 	}
-	ev.Source = string(in.Source)
-	ev.Phase = string(in.Phase)
+	ev.Source = in.Source
+	ev.Phase = in.Phase
 	ev.ClientIP = in.Client.IP
 	ev.User = in.Client.User
 	if len(in.Client.Groups) > 0 {
@@ -67,8 +77,13 @@ func FromDecision(d *verdict.Decision, in *verdict.Input, opts BuildOptions) (Ev
 		ev.QName = in.DNS.QName
 		ev.QType = in.DNS.QType
 		// Host is the one field every event names a site by, so the console
-		// can group DNS and proxy events for the same site.
+		// can group DNS and proxy events for the same site; a DNS decision
+		// on a CNAME target names the target in Request.Host.
 		ev.Host = strings.TrimSuffix(strings.ToLower(in.DNS.QName), ".")
+		if in.Request.Host != "" {
+			ev.Host = in.Request.Host
+		}
+		return ev, true
 	}
 	if in.Request.Host != "" {
 		ev.Host = in.Request.Host
@@ -76,6 +91,40 @@ func FromDecision(d *verdict.Decision, in *verdict.Input, opts BuildOptions) (Ev
 		ev.URL = requestURL(&in.Request, opts.IncludeQuery)
 	}
 	return ev, true
+}
+
+// ReviewRequest builds the event of a learner asking, from the block page,
+// for the block whose event ID is ref to be reviewed. disputed is that
+// block's event when this instance still knows it (nil otherwise): the
+// request then names what it disputes, so staff need not look it up.
+func ReviewRequest(ref string, source verdict.Source, client verdict.Client, disputed *Event, opts BuildOptions) Event {
+	t := time.Now()
+	ev := Event{
+		ID:       opts.id(t),
+		Time:     t.UTC(),
+		Instance: opts.Instance,
+		Kind:     KindReviewRequest,
+		Source:   source,
+		Severity: verdict.SeverityInfo,
+		ClientIP: client.IP,
+		User:     client.User,
+		Ref:      ref,
+	}
+	if len(client.Groups) > 0 {
+		ev.Groups = slices.Clone(client.Groups)
+	}
+	if disputed != nil && disputed.ID != "" {
+		ev.Phase, ev.Category, ev.Rule = disputed.Phase, disputed.Category, disputed.Rule
+		ev.Host, ev.URL, ev.Method = disputed.Host, disputed.URL, disputed.Method
+	}
+	return ev
+}
+
+func (o *BuildOptions) id(t time.Time) string {
+	if o.NewID != nil {
+		return o.NewID()
+	}
+	return newIDAt(t)
 }
 
 // requestURL rebuilds the URL the client asked for. A CONNECT without a

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -116,5 +117,28 @@ func TestFromDecisionKinds(t *testing.T) {
 	}
 	if _, ok := FromDecision(nil, in, BuildOptions{}); ok {
 		t.Error("nil decision is not an event")
+	}
+}
+
+func TestReviewRequestNamesTheDisputedBlock(t *testing.T) {
+	ids := 0
+	opts := BuildOptions{NewID: func() string { ids++; return fmt.Sprintf("id-%d", ids) }, Instance: "p1"}
+	in := &verdict.Input{Source: verdict.SourceProxy, Phase: verdict.PhaseConnect,
+		Request: verdict.Request{Method: "CONNECT", Scheme: "https", Host: "casino.example", Port: 443}}
+	block, _ := FromDecision(&verdict.Decision{Action: verdict.ActionBlock, Category: "gambling", Rule: "gambling"}, in, opts)
+	if block.ID != "id-1" || block.Instance != "p1" || block.URL != "https://casino.example" {
+		t.Fatalf("block event %+v", block)
+	}
+	client := verdict.Client{IP: "10.0.0.5", User: "jo", Groups: []string{"learners"}}
+	rr := ReviewRequest(block.ID, verdict.SourceProxy, client, &block, opts)
+	want := Event{ID: "id-2", Time: rr.Time, Instance: "p1", Kind: KindReviewRequest, Source: verdict.SourceProxy,
+		Phase: verdict.PhaseConnect, Category: "gambling", Rule: "gambling", Severity: verdict.SeverityInfo,
+		ClientIP: "10.0.0.5", User: "jo", Groups: []string{"learners"}, Host: "casino.example",
+		URL: "https://casino.example", Method: "CONNECT", Ref: "id-1"}
+	if !eventEqual(rr, want) {
+		t.Errorf("review request\n got %+v\nwant %+v", rr, want)
+	}
+	if rr := ReviewRequest("older", verdict.SourceProxy, client, nil, opts); rr.Host != "" || rr.Ref != "older" || rr.Kind != KindReviewRequest {
+		t.Errorf("review of an unknown block: %+v", rr)
 	}
 }

@@ -46,6 +46,11 @@ type Config struct {
 	Retention time.Duration `yaml:"retention"`
 	// QueueSize bounds the queue between Emit and the spool writer.
 	QueueSize int `yaml:"queue_size"`
+	// EmitTimeout is the longest an enforcement point waits for room in a
+	// full queue before the event is refused and counted
+	// (aupguard_events_emit_timeouts_total): back-pressure from a slow disk
+	// slows requests by at most this much, never stalls them.
+	EmitTimeout time.Duration `yaml:"emit_timeout"`
 	// Webhook is the event sink; off while its URL is empty.
 	Webhook WebhookConfig `yaml:"webhook"`
 	// Alerts are the safeguarding alerts; off while alerts.webhook.url is
@@ -98,6 +103,7 @@ func DefaultConfig() Config {
 		MaxFileSize:   64 << 20,
 		Retention:     7 * 24 * time.Hour,
 		QueueSize:     4096,
+		EmitTimeout:   2 * time.Second,
 		Webhook:       defaultWebhook(100),
 		Alerts: AlertsConfig{
 			MinSeverity: verdict.SeverityHigh,
@@ -149,6 +155,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueSize < 1 {
 		errs = append(errs, field.Errorf("queue_size", "must be at least 1, got %d", c.QueueSize))
+	}
+	if c.EmitTimeout < time.Millisecond || c.EmitTimeout > time.Minute {
+		errs = append(errs, field.Errorf("emit_timeout", "must be between 1ms and 1m, got %s", c.EmitTimeout))
 	}
 	if err := c.Webhook.Validate(); err != nil {
 		errs = append(errs, field.Prefix("webhook", err))

@@ -81,6 +81,7 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 	c.MaxFileSize = 10
 	c.Retention = -time.Hour
 	c.QueueSize = 0
+	c.EmitTimeout = 0
 	c.Webhook.URL = "ftp://x"
 	c.Webhook.BatchSize = 0
 	c.Alerts.MinSeverity = "urgent"
@@ -98,7 +99,7 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		}
 		paths = append(paths, fe.Path)
 	}
-	want := []string{"data_dir", "fsync", "max_file_size", "retention", "queue_size", "webhook.url", "webhook.secret",
+	want := []string{"data_dir", "fsync", "max_file_size", "retention", "queue_size", "emit_timeout", "webhook.url", "webhook.secret",
 		"webhook.batch_size", "alerts.min_severity", "alerts.window", "alerts.webhook.secret_file", "alerts.webhook.backoff_max"}
 	slices.Sort(paths)
 	slices.Sort(want)

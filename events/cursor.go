@@ -26,11 +26,6 @@ func (p Position) String() string {
 	return fmt.Sprintf("%s@%d (line %d)", p.File(), p.Offset, p.Line+1)
 }
 
-// before orders positions.
-func (p Position) before(q Position) bool {
-	return p.Seq < q.Seq || (p.Seq == q.Seq && p.Offset < q.Offset)
-}
-
 // cursorFile is the on-disk form of a sink cursor; File is redundant with
 // Seq but lets an operator read the cursor without decoding names.
 type cursorFile struct {

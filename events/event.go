@@ -6,6 +6,8 @@ package events
 
 import (
 	"time"
+
+	"github.com/aupguard/aupguard/verdict"
 )
 
 // Kind says why an event exists.
@@ -27,28 +29,28 @@ const (
 // the least data that makes an event attributable: the URL carries no query
 // string unless the policy asked for it.
 type Event struct {
-	ID             string    `json:"id"`
-	Time           time.Time `json:"time"`
-	Instance       string    `json:"instance"`
-	Kind           Kind      `json:"kind"`
-	Source         string    `json:"source"`
-	Phase          string    `json:"phase"`
-	Action         string    `json:"action"`
-	Category       string    `json:"category,omitempty"`
-	Rule           string    `json:"rule,omitempty"`
-	Reason         string    `json:"reason,omitempty"`
-	Severity       string    `json:"severity,omitempty"`
-	Alert          bool      `json:"alert"`
-	ClientIP       string    `json:"client_ip,omitempty"`
-	User           string    `json:"user,omitempty"`
-	Groups         []string  `json:"groups,omitempty"`
-	Host           string    `json:"host,omitempty"`
-	URL            string    `json:"url,omitempty"`
-	Method         string    `json:"method,omitempty"`
-	QName          string    `json:"qname,omitempty"`
-	QType          string    `json:"qtype,omitempty"`
-	PolicyRevision string    `json:"policy_revision,omitempty"`
-	ListsRevision  string    `json:"lists_revision,omitempty"`
+	ID             string           `json:"id"`
+	Time           time.Time        `json:"time"`
+	Instance       string           `json:"instance"`
+	Kind           Kind             `json:"kind"`
+	Source         verdict.Source   `json:"source"`
+	Phase          verdict.Phase    `json:"phase"`
+	Action         verdict.Action   `json:"action"`
+	Category       string           `json:"category,omitempty"`
+	Rule           string           `json:"rule,omitempty"`
+	Reason         string           `json:"reason,omitempty"`
+	Severity       verdict.Severity `json:"severity,omitempty"`
+	Alert          bool             `json:"alert"`
+	ClientIP       string           `json:"client_ip,omitempty"`
+	User           string           `json:"user,omitempty"`
+	Groups         []string         `json:"groups,omitempty"`
+	Host           string           `json:"host,omitempty"`
+	URL            string           `json:"url,omitempty"`
+	Method         string           `json:"method,omitempty"`
+	QName          string           `json:"qname,omitempty"`
+	QType          string           `json:"qtype,omitempty"`
+	PolicyRevision string           `json:"policy_revision,omitempty"`
+	ListsRevision  string           `json:"lists_revision,omitempty"`
 	// Ref is the event a review request is about.
 	Ref string `json:"ref,omitempty"`
 	// Suppressed counts alerts for the same learner and category that were

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aupguard/aupguard/verdict"
 )
 
 // logBuf collects log output from every goroutine of a pipeline.
@@ -259,7 +261,7 @@ func testEvent(user, category, severity string) Event {
 		Category: category,
 		Rule:     category,
 		Reason:   "blocked by the acceptable use policy",
-		Severity: severity,
+		Severity: verdict.Severity(severity),
 		ClientIP: "10.1.2.3",
 		User:     user,
 		Groups:   []string{"learners"},

@@ -14,6 +14,7 @@ var (
 	mEmitted     = prometheus.NewDesc("aupguard_events_emitted_total", "Events queued by Emit.", nil, nil)
 	mSpooled     = prometheus.NewDesc("aupguard_events_spooled_total", "Events written to the spool.", nil, nil)
 	mOverflow    = prometheus.NewDesc("aupguard_events_overflow_total", "Events refused because the queue stayed full.", nil, nil)
+	mEmitTimeout = prometheus.NewDesc("aupguard_events_emit_timeouts_total", "Events refused after waiting emit_timeout for room in a full queue (also counted in overflow).", nil, nil)
 	mRefused     = prometheus.NewDesc("aupguard_events_refused_total", "Events emitted after Close.", nil, nil)
 	mLost        = prometheus.NewDesc("aupguard_events_lost_total", "Events queued but never written (shutdown during a failing disk).", nil, nil)
 	mSpoolWrites = prometheus.NewDesc("aupguard_events_spool_writes_total", "Write calls appending events to the spool (spooled ÷ writes is the mean batch).", nil, nil)
@@ -36,7 +37,7 @@ var (
 
 // Describe sends every metric description.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mEmitted, mSpooled, mOverflow, mRefused, mLost, mSpoolWrites, mSpoolErrors, mQueued, mFiles, mBytes,
+	for _, d := range []*prometheus.Desc{mEmitted, mSpooled, mOverflow, mEmitTimeout, mRefused, mLost, mSpoolWrites, mSpoolErrors, mQueued, mFiles, mBytes,
 		mProcessed, mDelivered, mFailures, mRejected, mCorrupt, mCursorErrs, mLastOK, mConsidered, mSuppressed, mSent, mDedupErrs} {
 		ch <- d
 	}
@@ -54,6 +55,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(mEmitted, s.Emitted)
 	counter(mSpooled, s.Spooled)
 	counter(mOverflow, s.Overflow)
+	counter(mEmitTimeout, s.EmitTimeouts)
 	counter(mRefused, s.Refused)
 	counter(mLost, s.Lost)
 	counter(mSpoolWrites, s.SpoolWrites)

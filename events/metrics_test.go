@@ -41,6 +41,7 @@ func TestCollector(t *testing.T) {
 		"aupguard_events_emitted_total":                      4,
 		"aupguard_events_spooled_total":                      4,
 		"aupguard_events_overflow_total":                     0,
+		"aupguard_events_emit_timeouts_total":                0,
 		"aupguard_events_sink_delivered_total{sink=webhook}": 4,
 		"aupguard_events_alerts_sent_total":                  0,
 	} {

@@ -59,8 +59,8 @@ type Pipeline struct {
 	// has fewer than lingerBelow to write.
 	writeLinger time.Duration
 
-	emitted, spooled, overflow, refused, spoolErrs, lost atomic.Uint64
-	lastOverflowLog                                      atomic.Int64
+	emitted, spooled, overflow, refused, spoolErrs, lost, emitTimeouts atomic.Uint64
+	lastOverflowLog                                                    atomic.Int64
 }
 
 // item is one encoded event on its way to the spool.
@@ -272,24 +272,37 @@ func (p *Pipeline) Start(ctx context.Context) error {
 
 // Emit queues an event for the spool. It fills in a missing ID, time and
 // instance. It is cheap (an encode and a channel send); when the queue is
-// full it waits until ctx is done, then counts an overflow and returns
-// ErrOverflow. A nil error means queued: the event reaches disk within the
-// fsync policy's window (see EmitDurable to wait for it).
+// full it waits for room until ctx is done or emit_timeout has passed,
+// whichever is first, then counts an overflow (and, if the timeout fired,
+// an emit timeout) and returns ErrOverflow. The timeout is the one rule of
+// back-pressure for every enforcement point: a caller may pass a context
+// that is never cancelled (a client hanging up must not cancel its own
+// misuse event) and still wait no longer than emit_timeout. A nil error
+// means queued: the event reaches disk within the fsync policy's window
+// (see EmitDurable to wait for it).
 func (p *Pipeline) Emit(ctx context.Context, ev Event) error {
 	return p.emit(ctx, ev, nil)
 }
 
 // EmitDurable is Emit that also waits until the event is in the spool and
 // fsynced as the fsync policy promises: for rare events whose caller must
-// know, such as a learner's review request.
+// know, such as a learner's review request. Its wait for room in the
+// queue is bounded as Emit's; its wait for the disk by ctx and by
+// emit_timeout plus fsync_interval (the longest the fsync policy lets a
+// written event wait for its fsync).
 func (p *Pipeline) EmitDurable(ctx context.Context, ev Event) error {
 	done := make(chan error, 1)
 	if err := p.emit(ctx, ev, done); err != nil {
 		return err
 	}
+	limit := p.cfg.EmitTimeout + p.cfg.FsyncInterval
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
 	select {
 	case err := <-done:
 		return err
+	case <-timer.C:
+		return fmt.Errorf("events: event queued but not confirmed on disk within %s (emit_timeout + fsync_interval)", limit)
 	case <-ctx.Done():
 		return fmt.Errorf("events: event queued but not yet confirmed on disk: %w", ctx.Err())
 	}
@@ -322,10 +335,17 @@ func (p *Pipeline) emit(ctx context.Context, ev Event, done chan error) error {
 		return nil
 	default:
 	}
+	timer := time.NewTimer(p.cfg.EmitTimeout)
+	defer timer.Stop()
 	select {
 	case p.queue <- it:
 		p.emitted.Add(1)
 		return nil
+	case <-timer.C:
+		p.emitTimeouts.Add(1)
+		n := p.overflow.Add(1)
+		p.logOverflow(n)
+		return fmt.Errorf("events: event %s not spooled, queue of %d full for emit_timeout (%s): %w", ev.ID, cap(p.queue), p.cfg.EmitTimeout, ErrOverflow)
 	case <-ctx.Done():
 		n := p.overflow.Add(1)
 		p.logOverflow(n)
@@ -658,6 +678,8 @@ type Stats struct {
 	// those emitted after Close; Lost those queued but never written
 	// (Close gave up on a failing disk); SpoolErrors failed writes/fsyncs.
 	Emitted, Spooled, Overflow, Refused, Lost, SpoolErrors uint64
+	// EmitTimeouts counts the overflows that waited the whole emit_timeout.
+	EmitTimeouts uint64
 	// SpoolWrites counts the writes that appended them: Spooled ÷
 	// SpoolWrites is the writer's mean batch.
 	SpoolWrites uint64
@@ -698,15 +720,16 @@ type AlertStats struct {
 // Stats returns the counters now.
 func (p *Pipeline) Stats() Stats {
 	s := Stats{
-		Emitted:     p.emitted.Load(),
-		Spooled:     p.spooled.Load(),
-		Overflow:    p.overflow.Load(),
-		Refused:     p.refused.Load(),
-		Lost:        p.lost.Load(),
-		SpoolErrors: p.spoolErrs.Load(),
-		SpoolWrites: p.spool.writes.Load(),
-		Queued:      len(p.queue),
-		Sinks:       make(map[string]SinkStats),
+		Emitted:      p.emitted.Load(),
+		Spooled:      p.spooled.Load(),
+		Overflow:     p.overflow.Load(),
+		EmitTimeouts: p.emitTimeouts.Load(),
+		Refused:      p.refused.Load(),
+		Lost:         p.lost.Load(),
+		SpoolErrors:  p.spoolErrs.Load(),
+		SpoolWrites:  p.spool.writes.Load(),
+		Queued:       len(p.queue),
+		Sinks:        make(map[string]SinkStats),
 	}
 	if seqs, err := listSpool(p.dir); err == nil {
 		s.SpoolFiles = len(seqs)

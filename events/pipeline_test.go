@@ -374,6 +374,38 @@ func TestEmitOverflowIsCountedAndReported(t *testing.T) {
 	}
 }
 
+// With the queue full, an Emit whose context is never cancelled (what an
+// enforcement point passes, so a client hanging up cannot cancel its own
+// event) still returns, after emit_timeout, refused and counted; and so
+// does EmitDurable, the review request's emit.
+func TestEmitOnAFullQueueIsBoundedByEmitTimeout(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.QueueSize = 1
+	cfg.EmitTimeout = 20 * time.Millisecond
+	p, err := New(cfg, "test-1", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeP(t, p) })
+	emitN(t, p, 1) // not started: nothing drains the queue
+	errs := make(chan error, 2)
+	go func() { errs <- p.Emit(context.Background(), testEvent("jsmith", "gambling", "high")) }()
+	go func() { errs <- p.EmitDurable(context.Background(), testEvent("jsmith", "review", "info")) }()
+	for range 2 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrOverflow) || !strings.Contains(err.Error(), "emit_timeout") {
+				t.Errorf("Emit on a full queue = %v, want ErrOverflow after emit_timeout", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Emit on a full queue with an uncancelled context did not return")
+		}
+	}
+	if st := p.Stats(); st.EmitTimeouts != 2 || st.Overflow != 2 {
+		t.Errorf("stats = %+v, want 2 emit timeouts counted as overflows", st)
+	}
+}
+
 func TestEmitDurable(t *testing.T) {
 	for _, mode := range []FsyncMode{FsyncAlways, FsyncInterval, FsyncNever} {
 		t.Run(string(mode), func(t *testing.T) {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"github.com/aupguard/aupguard/internal/testutil"
 	"net/http"
 	"os"
 	"os/exec"
@@ -69,9 +70,8 @@ func newBlocks(evs []events.Event, before int, path string) []events.Event {
 }
 
 func TestBlockPageInChromium(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skip("chromium is not installed (apt-get install -y chromium)")
-	}
+	_, err := os.Stat(chromiumPath)
+	testutil.Require(t, err == nil, "chromium is not installed (apt-get install -y chromium)")
 	h := start(t, nil)
 	target := h.url(hostCasino, "/slots")
 

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -54,34 +53,17 @@ func (t *txn) client() verdict.Client {
 	return verdict.Client{IP: t.ipStr, User: t.user, Groups: t.groups}
 }
 
-// requestFromHTTP builds the policy's view of a plain-HTTP request.
+// requestFromHTTP builds the policy's view of a plain-HTTP request, with
+// the URL read as `aupguard check` reads it (verdict.URLRequest).
 func requestFromHTTP(r *http.Request) (verdict.Request, error) {
-	host, err := normHost(r.URL.Hostname())
+	req, err := verdict.URLRequest(r.URL)
 	if err != nil {
-		return verdict.Request{}, err
+		return verdict.Request{}, &badRequest{err.Error()}
 	}
-	scheme := strings.ToLower(r.URL.Scheme)
-	port := 0
-	if p := r.URL.Port(); p != "" {
-		port, err = strconv.Atoi(p)
-		if err != nil || port < 1 || port > 65535 {
-			return verdict.Request{}, &badRequest{"bad port " + strconv.Quote(p)}
-		}
-	} else if scheme == "https" {
-		port = 443
-	} else {
-		port = 80
-	}
-	return verdict.Request{
-		Method:        r.Method,
-		Scheme:        scheme,
-		Host:          host,
-		Port:          port,
-		Path:          r.URL.Path,
-		Query:         r.URL.RawQuery,
-		ContentType:   mediaType(r.Header.Get("Content-Type")),
-		ContentLength: r.ContentLength, // -1 when chunked: unknown
-	}, nil
+	req.Method = r.Method
+	req.ContentType = mediaType(r.Header.Get("Content-Type"))
+	req.ContentLength = r.ContentLength // -1 when chunked: unknown
+	return req, nil
 }
 
 // requestFromConnect builds the policy's view of a CONNECT: only the host
@@ -95,13 +77,9 @@ func requestFromConnect(hostport string) (verdict.Request, error) {
 	if err != nil || port < 1 || port > 65535 {
 		return verdict.Request{}, &badRequest{"bad port " + strconv.Quote(p)}
 	}
-	host, err := normHost(h)
+	req, err := verdict.ConnectRequest(h, port)
 	if err != nil {
 		return verdict.Request{}, &badRequest{err.Error()}
-	}
-	req := verdict.Request{Method: http.MethodConnect, Host: host, Port: port, ContentLength: -1}
-	if port == 443 {
-		req.Scheme = "https"
 	}
 	return req, nil
 }
@@ -192,94 +170,21 @@ func (s *Server) record(ctx context.Context, in *verdict.Input, d *verdict.Decis
 	return evID
 }
 
-// logDecision writes the canonical line: one per decision, with the same
-// keys everywhere, so a grep or a log query can follow any request.
-// Allows go to Debug unless log_allows is set, and are not even built when
-// that level is off.
+// logDecision writes the canonical decision line, with the helper and
+// keys every enforcement point uses (verdict.LogDecision).
 func (s *Server) logDecision(ctx context.Context, in *verdict.Input, d *verdict.Decision, took time.Duration, evID string) {
-	level := slog.LevelDebug
-	if d.Blocked() || d.Alert || s.cfg.LogAllows {
-		level = slog.LevelInfo
-	}
-	if !s.log.Enabled(ctx, level) {
-		return
-	}
-	attrs := make([]slog.Attr, 0, 16)
-	attrs = append(attrs,
-		slog.String("client_ip", in.Client.IP),
-		slog.String("user", in.Client.User),
-		slog.Any("groups", in.Client.Groups),
-		slog.String("method", in.Request.Method),
-		slog.String("host", in.Request.Host),
-		slog.String("phase", string(in.Phase)),
-		slog.String("action", string(d.Action)),
-		slog.String("category", d.Category),
-		slog.String("rule", d.Rule),
-		slog.String("cached", d.Cached),
-		slog.Duration("duration", took),
-		slog.String("event_id", evID),
-	)
-	if in.Response != nil {
-		attrs = append(attrs, slog.Int("status", in.Response.Status))
-	}
-	if d.Error != "" {
-		attrs = append(attrs, slog.String("error", d.Error))
-	}
-	s.log.LogAttrs(ctx, level, "decision", attrs...)
+	verdict.LogDecision(ctx, s.log, in, d, took, evID, s.cfg.LogAllows)
 }
 
-// event builds the misuse event for a decision. The URL carries no query
-// string: an event holds the least data that makes it attributable.
+// event builds the misuse event for a decision, with the builder every
+// enforcement point uses. The URL carries no query string: an event holds
+// the least data that makes it attributable.
 func (s *Server) event(in *verdict.Input, d *verdict.Decision) events.Event {
-	kind := events.KindAlert
-	if d.Blocked() {
-		kind = events.KindBlock
-	}
-	ev := events.Event{
-		ID:             s.opts.NewID(),
-		Time:           time.Now().UTC(),
-		Instance:       s.opts.Instance,
-		Kind:           kind,
-		Source:         string(verdict.SourceProxy),
-		Phase:          string(in.Phase),
-		Action:         string(d.Action),
-		Category:       d.Category,
-		Rule:           d.Rule,
-		Reason:         d.Reason,
-		Severity:       string(d.Severity),
-		Alert:          d.Alert,
-		ClientIP:       in.Client.IP,
-		User:           in.Client.User,
-		Host:           in.Request.Host,
-		URL:            eventURL(&in.Request),
-		Method:         in.Request.Method,
-		PolicyRevision: d.PolicyRevision,
-		ListsRevision:  d.ListsRevision,
-		Error:          d.Error,
-	}
-	// The decider may have filled in the default groups: the event names
-	// the groups the decision was made for.
-	if len(in.Client.Groups) > 0 {
-		ev.Groups = append([]string(nil), in.Client.Groups...)
-	}
+	ev, _ := events.FromDecision(d, in, s.buildOptions())
 	return ev
 }
 
-// eventURL is scheme://host[:port]/path, or host:port for a tunnel.
-func eventURL(r *verdict.Request) string {
-	hostport := r.Host
-	if strings.Contains(hostport, ":") {
-		hostport = "[" + hostport + "]"
-	}
-	if r.Method == http.MethodConnect {
-		return net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
-	}
-	if !(r.Scheme == "http" && r.Port == 80) && !(r.Scheme == "https" && r.Port == 443) && r.Port > 0 {
-		hostport = net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
-	}
-	path := r.Path
-	if path == "" {
-		path = "/"
-	}
-	return r.Scheme + "://" + hostport + path
+// buildOptions are the proxy's settings for the events it builds.
+func (s *Server) buildOptions() events.BuildOptions {
+	return events.BuildOptions{NewID: s.opts.NewID, Instance: s.opts.Instance}
 }

@@ -101,7 +101,7 @@ func checkFailClosedEvent(t *testing.T, h *harness, id, host string, phase verdi
 	}
 	ev := h.emit.byID(t, id)
 	if ev.Kind != "block" || ev.Rule != "fail_closed" || ev.Category != "policy_error" ||
-		ev.Phase != string(phase) || ev.Host != host || !strings.Contains(ev.Error, "conflict") {
+		ev.Phase != phase || ev.Host != host || !strings.Contains(ev.Error, "conflict") {
 		t.Fatalf("fail-closed event = %+v", ev)
 	}
 }

@@ -492,9 +492,8 @@ func (h *harness) raw(t testing.TB, req string) (*http.Response, []byte) {
 // code.
 func (h *harness) curl(t testing.TB, args ...string) (string, string, int) {
 	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl not installed")
-	}
+	_, lookErr := exec.LookPath("curl")
+	testutil.Require(t, lookErr == nil, "curl not installed")
 	all := append([]string{"-sS", "--max-time", "60", "-x", h.proxy.String()}, args...)
 	cmd := exec.Command("curl", all...)
 	cmd.Env = append(os.Environ(), "NO_PROXY=", "no_proxy=", "http_proxy=", "https_proxy=", "HTTPS_PROXY=", "ALL_PROXY=")

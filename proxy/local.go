@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aupguard/aupguard/events"
+	"github.com/aupguard/aupguard/verdict"
 )
 
 // serveLocal answers requests addressed to the proxy itself: the review
@@ -27,6 +28,12 @@ func (s *Server) serveLocal(w http.ResponseWriter, r *http.Request, t *txn) {
 	default:
 		plain(w, http.StatusNotFound, "aupguard: nothing here.\n")
 	}
+}
+
+// durableEmitter is an Emitter that can wait until an event is on disk
+// (events.Pipeline).
+type durableEmitter interface {
+	EmitDurable(ctx context.Context, ev events.Event) error
 }
 
 // maxRef bounds a reference; event IDs are far shorter.
@@ -77,28 +84,32 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, t *txn) {
 		data.Host = rec.ev.Host
 	}
 	if !already {
-		ev := events.Event{
-			ID:       s.opts.NewID(),
-			Time:     now.UTC(),
-			Instance: s.opts.Instance,
-			Kind:     events.KindReviewRequest,
-			Source:   "proxy",
-			Severity: "info",
-			ClientIP: t.ipStr,
-			User:     t.user,
-			Ref:      ref,
+		var disputed *events.Event
+		if known {
+			disputed = &rec.ev
 		}
-		if len(t.groups) > 0 {
-			ev.Groups = append([]string(nil), t.groups...)
-		}
-		if known && rec.ev.ID != "" {
-			ev.Phase, ev.Category, ev.Rule = rec.ev.Phase, rec.ev.Category, rec.ev.Rule
-			ev.Host, ev.URL, ev.Method = rec.ev.Host, rec.ev.URL, rec.ev.Method
-		}
+		ev := events.ReviewRequest(ref, verdict.SourceProxy, t.client(), disputed, s.buildOptions())
 		s.stats.reviews.Add(1)
-		if err := s.opts.Emitter.Emit(context.WithoutCancel(r.Context()), ev); err != nil {
+		// The page tells the learner the request is recorded, so it waits
+		// for the disk when the Emitter can say; a hang-up must not cancel
+		// it, and the pipeline bounds the wait by its emit_timeout.
+		ctx := context.WithoutCancel(r.Context())
+		var err error
+		if de, ok := s.opts.Emitter.(durableEmitter); ok {
+			err = de.EmitDurable(ctx, ev)
+		} else {
+			err = s.opts.Emitter.Emit(ctx, ev)
+		}
+		if err != nil {
 			s.stats.emitErr.Add(1)
 			s.log.Error("proxy: emitting review request", "event_id", ev.ID, "ref", ref, "err", err)
+			s.reviewMu.Lock()
+			if rec, ok := s.recent.Get(ref); ok {
+				rec.reviewed = false // let the learner try again
+			}
+			s.reviewMu.Unlock()
+			plain(w, http.StatusServiceUnavailable, "aupguard: the review request could not be recorded just now. Please try again in a minute, or tell a member of staff the reference "+ref+".\n")
+			return
 		}
 		s.log.Info("review requested", "client_ip", t.ipStr, "user", t.user, "ref", ref, "event_id", ev.ID, "known", known)
 	}

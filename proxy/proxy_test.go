@@ -191,7 +191,7 @@ func TestConnectBlocked(t *testing.T) {
 		t.Fatalf("%d events, want 1", len(evs))
 	}
 	ev := evs[0]
-	if ev.Phase != "connect" || ev.Method != "CONNECT" || ev.Host != hostCasino || ev.URL != hostCasino+":443" || ev.Category != "gambling" {
+	if ev.Phase != "connect" || ev.Method != "CONNECT" || ev.Host != hostCasino || ev.URL != "https://"+hostCasino || ev.Category != "gambling" {
 		t.Errorf("event %+v", ev)
 	}
 	for _, want := range []string{"Category:  Gambling", "Reason:    Online gambling", "Reference: " + ev.ID} {
@@ -680,13 +680,21 @@ func TestReviewRequest(t *testing.T) {
 func TestCanonicalLogLine(t *testing.T) {
 	h := start(t, nil)
 	readAll(t, get(t, h.client(""), h.url(hostAllowed, "/small")))
-	readAll(t, get(t, h.client(""), h.url(hostCasino, "/")))
+	block := get(t, h.client(""), h.url(hostCasino, "/"))
+	readAll(t, block)
 	lines := decisionLines(t, h.logs.String())
 	if len(lines) != 1 {
 		t.Fatalf("%d decision lines at Info, want only the block:\n%s", len(lines), h.logs.String())
 	}
 	l := lines[0]
-	for _, k := range []string{"client_ip", "user", "groups", "method", "host", "phase", "action", "category", "rule", "cached", "duration", "event_id"} {
+	// The block page's reference finds the line.
+	if ref := block.Header.Get("X-Aupguard-Reference"); ref == "" || l["event_id"] != ref {
+		t.Errorf("decision line's event_id %v, block page's reference %q", l["event_id"], ref)
+	}
+	if l["source"] != "proxy" {
+		t.Errorf("decision line's source %v", l["source"])
+	}
+	for _, k := range verdict.DecisionLogKeys {
 		if _, ok := l[k]; !ok {
 			t.Errorf("canonical line lacks %q: %v", k, l)
 		}

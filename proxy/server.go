@@ -24,7 +24,6 @@ import (
 
 	"github.com/elazarl/goproxy"
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/net/idna"
 
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/identity"
@@ -38,7 +37,11 @@ type Decider interface {
 	Decide(ctx context.Context, in *verdict.Input) verdict.Decision
 }
 
-// Emitter receives misuse events.
+// Emitter receives misuse events. The proxy passes a context that a
+// client hanging up does not cancel, so Emit must bound its own wait
+// (events.Pipeline waits at most its emit_timeout). An Emitter that also
+// has EmitDurable (the pipeline does) is used through it for review
+// requests, which a learner is told have been recorded.
 type Emitter interface {
 	Emit(ctx context.Context, ev events.Event) error
 }
@@ -520,23 +523,10 @@ func clientAddr(remote string) netip.Addr {
 	return ap.Addr().Unmap().WithZone("")
 }
 
-// normHost lower-cases a host name, drops a trailing dot and converts an
-// internationalised name to its ASCII (punycode) form, which is how the
-// lists name it.
-func normHost(h string) (string, error) {
-	h = strings.TrimSuffix(strings.ToLower(h), ".")
-	if h == "" {
-		return "", errors.New("empty host")
-	}
-	if _, err := netip.ParseAddr(h); err == nil {
-		return h, nil
-	}
-	a, err := idna.Lookup.ToASCII(h)
-	if err != nil {
-		return "", fmt.Errorf("host %q: %v", h, err)
-	}
-	return a, nil
-}
+// normHost is the one host normaliser of every policy input
+// (verdict.NormalizeHost), so the names the proxy dials and looks up are
+// the names the policy decided on.
+func normHost(h string) (string, error) { return verdict.NormalizeHost(h) }
 
 func localAddrs() []netip.Addr {
 	addrs, err := net.InterfaceAddrs()

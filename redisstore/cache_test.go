@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"github.com/aupguard/aupguard/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +30,7 @@ func (c *core) Current() *categories.Index { return c.lists }
 // testGambling is listed as gambling by the test list every core loads.
 const testGambling = "casino-royale.test"
 
-// The built-in policies and the bundle take a few seconds to load, and
+// The built-in policies and the default lists take a few seconds to load, and
 // are immutable, so the cores of one test binary share them; each core
 // still gets its own Decider (and so its own cache and counters).
 var shared struct {
@@ -39,7 +40,7 @@ var shared struct {
 	err    error
 }
 
-func loadShared() (*rego.Engine, *categories.Index, error) {
+func loadShared(mirror string) (*rego.Engine, *categories.Index, error) {
 	shared.once.Do(func() {
 		ctx := context.Background()
 		dir, err := os.MkdirTemp("", "redisstore-lists")
@@ -53,6 +54,7 @@ func loadShared() (*rego.Engine, *categories.Index, error) {
 			return
 		}
 		cfg := categories.DefaultConfig()
+		cfg.Mirror = mirror
 		cfg.CacheDir = filepath.Join(dir, "cache")
 		cfg.Sources = append(cfg.Sources, categories.Source{Name: "test-gambling", Category: "gambling", Format: "domains", Path: p})
 		idx, errs := categories.Build(ctx, cfg, nil)
@@ -74,7 +76,7 @@ func loadShared() (*rego.Engine, *categories.Index, error) {
 // instances that must not share anything), else over the shared one.
 func newCore(t testing.TB, sc verdict.SharedCache, cacheSize int, ownEngine bool) *core {
 	t.Helper()
-	eng, idx, err := loadShared()
+	eng, idx, err := loadShared(testutil.SharedData(t))
 	if err != nil {
 		t.Fatal(err)
 	}

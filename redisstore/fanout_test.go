@@ -161,7 +161,7 @@ func TestFanoutListsReload(t *testing.T) {
 	list := filepath.Join(dir, "gambling.txt")
 	must(t, os.WriteFile(list, []byte("casino.test\n"), 0o644))
 	lcfg := categories.DefaultConfig()
-	lcfg.Bundle = false
+	lcfg.Defaults = false
 	lcfg.Refresh = 0
 	lcfg.CacheDir = filepath.Join(dir, "cache")
 	lcfg.Sources = []categories.Source{{Name: "local-gambling", Category: "gambling", Format: "domains", Path: list}}

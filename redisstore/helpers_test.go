@@ -61,9 +61,7 @@ func startRedis(t testing.TB, persistent bool) *redisServer {
 func startRedisWith(t testing.TB, persistent bool, tf *tlsFiles, extra ...string) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed (apt-get install -y redis-server; .ci/run installs it): skipping the tests that need a real Redis")
-	}
+	testutil.Require(t, err == nil, "redis-server is not installed (apt-get install -y redis-server; .ci/run installs it): skipping the tests that need a real Redis")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"github.com/aupguard/aupguard/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,9 +92,7 @@ func TestSentinel(t *testing.T) {
 
 func TestCluster(t *testing.T) {
 	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Skip("redis-cli is not installed (it comes with redis-tools): cannot create a cluster")
-	}
+	testutil.Require(t, err == nil, "redis-cli is not installed (it comes with redis-tools): cannot create a cluster")
 	var nodes []*redisServer
 	var addrs []string
 	for range 3 {

@@ -2,6 +2,7 @@ package verdict_test
 
 import (
 	"context"
+	"github.com/aupguard/aupguard/internal/testutil"
 	"log/slog"
 	"testing"
 
@@ -11,7 +12,9 @@ import (
 
 func bundleLists(b *testing.B) fixedLists {
 	b.Helper()
-	idx, errs := categories.Build(context.Background(), categories.DefaultConfig(), slog.New(slog.DiscardHandler))
+	cfg := categories.DefaultConfig()
+	cfg.Mirror = testutil.SharedData(b)
+	idx, errs := categories.Build(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if len(errs) > 0 {
 		b.Fatal(errs)
 	}

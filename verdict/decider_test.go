@@ -24,7 +24,7 @@ func buildLists(t testing.TB, lists map[string][]string) fixedLists {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := categories.DefaultConfig()
-	cfg.Bundle = false
+	cfg.Defaults = false
 	for cat, names := range lists {
 		p := filepath.Join(dir, cat+".txt")
 		var b []byte

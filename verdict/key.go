@@ -7,9 +7,11 @@ import (
 )
 
 // A keyField is one leaf of the input contract that can take part in a
-// cache key. The list mirrors the input document built by the rego
-// package: if a field is added there, it must be added here, or two
-// requests differing only in it could share a verdict.
+// cache key. keyFields is the table of the policy input's leaves: a field
+// added to Input (and to the document the rego package builds) and not
+// here would let two requests differing only in it share a verdict.
+// TestKeyCoversEveryInputLeaf walks every leaf of a filled-in Input and
+// fails when a change a policy can see does not change the key.
 type keyField struct {
 	path   string
 	encode func(b []byte, in *Input, k keyCtx) []byte
@@ -98,11 +100,21 @@ type keyPlan struct {
 // reads the whole input, so every field takes part. A field takes part
 // when a read path is a prefix of it (input.request reads every request
 // field) or it is a prefix of a read path (input.categories.gambling needs
-// the whole categories set).
+// the whole categories set). A read path that matches no field is one
+// this table does not know (a field the input gained without the key, or
+// a typo): every field then takes part, since a key that leaves out what
+// the policy reads could give one request another's verdict.
 func newKeyPlan(paths [][]string) *keyPlan {
+	all := paths == nil
+	for _, p := range paths {
+		if !knownPath(p) {
+			all = true
+			break
+		}
+	}
 	kp := &keyPlan{}
 	for _, f := range keyFields {
-		if paths == nil || reads(paths, f.path) {
+		if all || reads(paths, f.path) {
 			kp.fields = append(kp.fields, f)
 			if strings.HasPrefix(f.path, "time.") {
 				kp.needTime = true
@@ -110,6 +122,16 @@ func newKeyPlan(paths [][]string) *keyPlan {
 		}
 	}
 	return kp
+}
+
+// knownPath reports whether some field of the table overlaps p.
+func knownPath(p []string) bool {
+	for _, f := range keyFields {
+		if reads([][]string{p}, f.path) {
+			return true
+		}
+	}
+	return false
 }
 
 func reads(paths [][]string, field string) bool {

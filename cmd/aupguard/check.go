@@ -47,6 +47,9 @@ func (s *stringList) Set(v string) error {
 // checkOutput is one line of check's output.
 type checkOutput struct {
 	Input string `json:"input"`
+	// Host is the host as the policy saw it: normalised as the proxy and
+	// the DNS filter normalise it (verdict.NormalizeHost).
+	Host string `json:"host,omitempty"`
 	*verdict.Decision
 	Error string `json:"error,omitempty"`
 }
@@ -121,7 +124,7 @@ func cmdCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return exitUsage
 	}
 	d := core.Decider.Explain(ctx, in)
-	out, _ := json.MarshalIndent(checkOutput{Input: target, Decision: &d}, "", "  ")
+	out, _ := json.MarshalIndent(checkOutput{Input: target, Host: in.Request.Host, Decision: &d}, "", "  ")
 	fmt.Fprintln(stdout, string(out))
 	if d.Blocked() {
 		return exitBlock
@@ -160,6 +163,7 @@ func checkMany(ctx context.Context, core *app.Core, f checkFlags, at time.Time, 
 						ni++
 					} else {
 						d := core.Decider.Explain(ctx, in)
+						o.Host = in.Request.Host
 						o.Decision = &d
 						if d.Blocked() {
 							nb++
@@ -224,25 +228,16 @@ func (f *checkFlags) input(target string, at time.Time) (*verdict.Input, error) 
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a URL: %w", target, err)
 		}
-		in.Request.Scheme = strings.ToLower(u.Scheme)
-		in.Request.Host = strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
-		in.Request.Path = u.EscapedPath()
-		in.Request.Query = u.RawQuery
-		if in.Request.Scheme != "magnet" && in.Request.Host == "" {
+		// The proxy reads a URL the same way: check explains the decision
+		// the proxy enforces.
+		req, err := verdict.URLRequest(u)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", target, err)
+		}
+		if req.Scheme != "magnet" && req.Host == "" {
 			return nil, fmt.Errorf("%q has no host", target)
 		}
-		if p := u.Port(); p != "" {
-			n, err := strconv.Atoi(p)
-			if err != nil || n < 1 || n > 65535 {
-				return nil, fmt.Errorf("%q: bad port %q", target, p)
-			}
-			in.Request.Port = n
-		} else if port, ok := defaultPorts[in.Request.Scheme]; ok {
-			in.Request.Port = port
-		}
-		if in.Request.Path == "" && in.Request.Scheme != "magnet" {
-			in.Request.Path = "/"
-		}
+		in.Request = req
 		if phase == "" {
 			phase = verdict.PhaseRequest
 		}
@@ -255,12 +250,14 @@ func (f *checkFlags) input(target string, at time.Time) (*verdict.Input, error) 
 			}
 			host, port = h, n
 		}
-		host = strings.TrimSuffix(strings.ToLower(host), ".")
-		if host == "" || strings.ContainsAny(host, " /\t") {
+		if strings.ContainsAny(host, " /\t") {
 			return nil, fmt.Errorf("%q is neither a URL nor a host name", target)
 		}
-		in.Request.Host = host
-		in.Request.Port = port
+		req, err := verdict.ConnectRequest(host, port)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a URL nor a host name: %w", target, err)
+		}
+		in.Request = req
 		if phase == "" {
 			phase = verdict.PhaseConnect
 		}
@@ -300,5 +297,3 @@ func (f *checkFlags) input(target string, at time.Time) (*verdict.Input, error) 
 	}
 	return in, nil
 }
-
-var defaultPorts = map[string]int{"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}

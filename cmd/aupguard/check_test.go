@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/aupguard/aupguard/internal/testutil"
 )
 
 type cmdResult struct {
@@ -16,11 +19,34 @@ type cmdResult struct {
 	stdout, stderr string
 }
 
+// runCmd runs one aupguard command in this process. check and lists stats
+// without --config get one that reads the lists from the shared test data
+// as a mirror: a test never fetches a publisher's URL.
 func runCmd(t *testing.T, stdin string, args ...string) cmdResult {
 	t.Helper()
+	if len(args) > 0 && (args[0] == "check" || (args[0] == "lists" && len(args) > 1 && args[1] == "stats")) && !slices.Contains(args, "--config") {
+		n := 1
+		if args[0] == "lists" {
+			n = 2
+		}
+		args = append(append(slices.Clone(args[:n]), "--config", mirrorConfig(t, "")), args[n:]...)
+	}
 	var out, errb bytes.Buffer
 	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
 	return cmdResult{code, out.String(), errb.String()}
+}
+
+// mirrorConfig writes a config file whose lists come from the shared test
+// data (lists.mirror), with a temporary data_dir and extra YAML appended.
+func mirrorConfig(t *testing.T, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "aupguard.yaml")
+	body := fmt.Sprintf("data_dir: %s\nlists: {mirror: %s}\n%s", filepath.Join(dir, "data"), testutil.SharedData(t), extra)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func decodeOne(t *testing.T, s string) map[string]any {
@@ -82,8 +108,46 @@ func TestCheckShowsMatchedCategoriesWithSources(t *testing.T) {
 	m := decodeOne(t, r.stdout)
 	cats, _ := m["categories"].(map[string]any)
 	srcs, _ := cats["gambling"].([]any)
-	if len(srcs) == 0 || !strings.HasPrefix(fmt.Sprint(srcs[0]), "ut1:") {
+	if !slices.ContainsFunc(srcs, func(s any) bool { return s == "ut1:gambling" }) {
 		t.Fatalf("categories = %v", m["categories"])
+	}
+}
+
+// TestCheckSeedAlone: with every default source switched off, the seed
+// alone blocks the best-known names, and says it is the seed.
+func TestCheckSeedAlone(t *testing.T) {
+	cfg := mirrorConfig(t, "")
+	if err := os.WriteFile(cfg, []byte("data_dir: "+t.TempDir()+"\nlists: {defaults: false}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for url, cat := range map[string]string{"https://www.bet365.com/": "gambling", "https://www.pornhub.com/": "adult", "https://thepiratebay.org/": "piracy"} {
+		r := runCmd(t, "", "check", "--config", cfg, url)
+		m := decodeOne(t, r.stdout)
+		srcs, _ := m["categories"].(map[string]any)[cat].([]any)
+		if r.code != exitBlock || m["category"] != cat || len(srcs) != 1 || srcs[0] != "aupguard-seed" {
+			t.Errorf("%s: exit %d, %s", url, r.code, r.stdout)
+		}
+	}
+}
+
+// TestListsStatsMirror: with only lists.mirror set, every default source
+// loads from the mirror, 500k+ names, each with its origin and licence.
+func TestListsStatsMirror(t *testing.T) {
+	r := runCmd(t, "", "lists", "stats")
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, w := range []string{"shadowwhisperer-adult", "acma-gambling", "nextdns-social", "aupguard-seed", "CC-BY-SA-4.0", "UT1 blacklists, Université Toulouse Capitole", filepath.Join(testutil.SharedData(t), "lists", "tiuxo-porn.txt.gz")} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("stats lack %q", w)
+		}
+	}
+	var names int
+	if _, err := fmt.Sscanf(r.stdout[strings.LastIndex(r.stdout, "lists revision"):], "lists revision %s %d distinct names", new(string), &names); err != nil || names < 500_000 {
+		t.Errorf("names = %d (%v)", names, err)
+	}
+	if strings.Contains(r.stdout, "missing") || strings.Contains(r.stdout, "pending") {
+		t.Errorf("a source did not load:\n%s", r.stdout)
 	}
 }
 
@@ -202,5 +266,35 @@ func TestListsStats(t *testing.T) {
 		if !strings.Contains(r.stdout, w) {
 			t.Fatalf("stats lack %q:\n%s", w, r.stdout)
 		}
+	}
+}
+
+// TestCAInitAndExport: ca init writes the CA under data_dir/ca (key 0600),
+// refuses to overwrite it without --force, and ca export prints it as PEM
+// or DER.
+func TestCAInitAndExport(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "aupguard.yaml")
+	os.WriteFile(cfg, []byte("data_dir: "+dir+"\nintercept: {organisation: Example Training Ltd}\n"), 0o644)
+	r := runCmd(t, "", "ca", "init", "--config", cfg)
+	if r.code != exitOK || !strings.Contains(r.stdout, "Example Training Ltd") {
+		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "ca", "ca.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key: %v %v", st.Mode(), err)
+	}
+	if r := runCmd(t, "", "ca", "init", "--config", cfg); r.code != exitUsage || !strings.Contains(r.stderr, "--force") {
+		t.Fatalf("second init: exit %d %s", r.code, r.stderr)
+	}
+	pemOut := runCmd(t, "", "ca", "export", "--config", cfg)
+	derOut := runCmd(t, "", "ca", "export", "--config", cfg, "--der")
+	if pemOut.code != exitOK || !strings.HasPrefix(pemOut.stdout, "-----BEGIN CERTIFICATE-----") || derOut.code != exitOK || derOut.stdout[0] != 0x30 {
+		t.Fatalf("export: %d %q / %d", pemOut.code, pemOut.stdout[:40], derOut.code)
+	}
+	if r := runCmd(t, "", "ca", "init", "--config", cfg, "--force"); r.code != exitOK {
+		t.Fatalf("forced init: %d %s", r.code, r.stderr)
+	}
+	if again := runCmd(t, "", "ca", "export", "--config", cfg); again.stdout == pemOut.stdout {
+		t.Fatal("--force kept the old CA")
 	}
 }

@@ -7,15 +7,17 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/aupguard/aupguard/categories"
 	"github.com/aupguard/aupguard/config"
 )
 
-// cmdListsStats loads the lists the config names and prints, per policy
-// category, each source's entry counts, skipped and bad lines, and
-// revision.
+// cmdListsStats loads the lists the config names (from the cache or the
+// mirror, fetching only what has no copy yet) and prints, per policy
+// category, each list's entry counts, skipped and bad lines, and revision;
+// then each source's standing, origin and licence.
 func cmdListsStats(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("lists stats", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -29,13 +31,15 @@ func cmdListsStats(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	idx, errs := categories.Build(ctx, cfg.Lists, log)
-	for _, e := range errs {
-		fmt.Fprintf(stderr, "lists stats: %v\n", e)
-	}
-	if idx == nil {
+	m, err := categories.NewManager(cfg.Lists, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "lists stats: %v\n", err)
 		return exitUsage
 	}
+	if err := m.Load(ctx); err != nil {
+		fmt.Fprintf(stderr, "lists stats: %v\n", err)
+	}
+	idx := m.Current()
 	stats := idx.Stats()
 	sort.SliceStable(stats, func(i, j int) bool {
 		if stats[i].Category != stats[j].Category {
@@ -70,6 +74,56 @@ func cmdListsStats(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(tw, "%s\t%d\n", c, perCat[c])
 	}
 	tw.Flush()
+	fmt.Fprintln(stdout)
+	printSources(stdout, m.Sources())
 	fmt.Fprintf(stdout, "\nlists revision %s: %d distinct names indexed\n", idx.Revision(), idx.Len())
+	return exitOK
+}
+
+// printSources lists each source's standing and where it came from, with
+// the licence and credit of the default ones.
+func printSources(w io.Writer, sources []categories.SourceStatus) {
+	defaults := map[string]categories.DefaultSource{}
+	for _, d := range categories.DefaultSources() {
+		defaults[d.Name] = d
+	}
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE	STATE	LICENCE	ATTRIBUTION	ORIGIN")
+	for _, s := range sources {
+		d, ok := defaults[s.Name]
+		lic, attr := d.License, d.Attribution
+		switch {
+		case s.Name == categories.SeedName:
+			lic, attr = "same as aupguard", "aupguard (its own seed list)"
+		case !ok:
+			lic, attr = "-", "configured by the admin"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s", s.Name, s.State, lic, attr, s.Origin)
+		if s.Error != "" {
+			fmt.Fprintf(tw, " (%s)", strings.ReplaceAll(s.Error, "\n", "; "))
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+// cmdListsDefaults prints the default sources: where each is published,
+// its file name in a mirror directory, its licence and the credit it asks
+// for.
+func cmdListsDefaults(stdout io.Writer) int {
+	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE	CATEGORY	MIRROR FILE	LICENCE	ATTRIBUTION	URL")
+	for _, d := range categories.DefaultSources() {
+		cat := d.Category
+		if cat == "" {
+			cat = "(UT1 map)"
+		}
+		urls := d.URLs
+		if d.URL != "" {
+			urls = []string{d.URL}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, cat, d.Mirror, d.License, d.Attribution, strings.Join(urls, " "))
+	}
+	tw.Flush()
 	return exitOK
 }

@@ -6,6 +6,8 @@
 //	aupguard check        [flags] URL|host|-         explain the verdict for a request
 //	aupguard policy test  [DIR]                      run the policies' Rego unit tests
 //	aupguard lists stats  [--config F]               per-category counts per list source
+//	aupguard lists defaults                          the default sources, their URLs and licences
+//	aupguard ca init|export [--config F]             create the interception CA, print it for devices
 package main
 
 import (
@@ -38,7 +40,9 @@ commands:
   serve        run the filtering proxy and DNS filter (built-in defaults without --config)
   check        print the policy decision for a URL, host or "-" (one per line on stdin)
   policy test  run the Rego unit tests of the built-in policies, or of DIR
-  lists stats  print per-category entry counts per list source
+  lists stats  print per-category entry counts and the standing of each list source
+  lists defaults  print the default list sources: publisher URLs, mirror file names, licences
+  ca init      create the TLS interception CA (data_dir/ca); ca export prints it for MDM/GPO
   version      print the version
 
 Run "aupguard <command> -h" for a command's flags.
@@ -61,11 +65,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return cmdPolicyTest(ctx, args[2:], stdout, stderr)
 	case "lists":
-		if len(args) < 2 || args[1] != "stats" {
-			fmt.Fprintln(stderr, "usage: aupguard lists stats [--config F]")
-			return exitUsage
+		switch {
+		case len(args) >= 2 && args[1] == "stats":
+			return cmdListsStats(ctx, args[2:], stdout, stderr)
+		case len(args) == 2 && args[1] == "defaults":
+			return cmdListsDefaults(stdout)
 		}
-		return cmdListsStats(ctx, args[2:], stdout, stderr)
+		fmt.Fprintln(stderr, "usage: aupguard lists stats [--config F] | aupguard lists defaults")
+		return exitUsage
+	case "ca":
+		return cmdCA(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "aupguard", version())
 		return exitOK

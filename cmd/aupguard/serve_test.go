@@ -87,8 +87,11 @@ func (s *served) client() *http.Client {
 	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}, Timeout: 30 * time.Second}
 }
 
-func baseConfig(dataDir string, extra string) string {
+// baseConfig is a serve configuration on loopback, with the lists read
+// from the shared test data as a mirror.
+func baseConfig(t *testing.T, dataDir string, extra string) string {
 	return fmt.Sprintf(`data_dir: %s
+lists: {mirror: %s}
 log: {level: info}
 admin: {listen: "127.0.0.1:0"}
 proxy:
@@ -98,7 +101,7 @@ dns: {enabled: false}
 hosts:
   www.pokerstars.com: [127.0.0.1]
   slow.origin.example: [127.0.0.1]
-%s`, dataDir, extra)
+%s`, dataDir, testutil.SharedData(t), extra)
 }
 
 // SIGTERM with a request in flight: the request completes, then serve
@@ -111,7 +114,7 @@ func TestServeDrainsRequestInFlightOnSIGTERM(t *testing.T) {
 		<-release
 		io.WriteString(w, "slow body, complete")
 	})
-	s := startServe(t, baseConfig(t.TempDir(), ""))
+	s := startServe(t, baseConfig(t, t.TempDir(), ""))
 	type result struct {
 		body string
 		err  error
@@ -169,7 +172,7 @@ func TestServeWebhookDownThenUpAcrossRestart(t *testing.T) {
 		}
 	})
 	dataDir := t.TempDir()
-	cfg := baseConfig(dataDir, fmt.Sprintf(`events:
+	cfg := baseConfig(t, dataDir, fmt.Sprintf(`events:
   webhook: {url: "%s/events", secret: %s, backoff_min: 50ms, backoff_max: 200ms}
 `, hook, secret))
 
@@ -245,7 +248,7 @@ func TestServeWebhookDownThenUpAcrossRestart(t *testing.T) {
 
 // The admin listener answers health, readiness, metrics and the policy API.
 func TestServeAdminEndpoints(t *testing.T) {
-	s := startServe(t, baseConfig(t.TempDir(), ""))
+	s := startServe(t, baseConfig(t, t.TempDir(), ""))
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + s.admin + path)
 		if err != nil {
@@ -264,7 +267,7 @@ func TestServeAdminEndpoints(t *testing.T) {
 		resp.Body.Close()
 	}
 	code, body := get("/metrics")
-	if code != 200 || !strings.Contains(body, "aupguard_decider_decisions") || !strings.Contains(body, "aupguard_proxy_blocked 1") || !strings.Contains(body, "aupguard_revision_info") {
+	if code != 200 || !strings.Contains(body, "aupguard_decider_decisions") || !strings.Contains(body, "aupguard_proxy_blocked_total 1") || !strings.Contains(body, "aupguard_revision_info") {
 		t.Fatalf("/metrics %d:\n%s", code, body)
 	}
 	code, body = get("/api/policy")

@@ -1,5 +1,6 @@
 // Package testcore builds the real decision core for other packages'
-// tests: the built-in policies and the bundled lists, plus extra test
+// tests: the built-in policies and the default lists (read from the shared
+// test data through lists.mirror, never from the internet), plus extra test
 // names per category, so that tests can point real-looking names at local
 // servers and get the verdicts the product would give.
 package testcore
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/aupguard/aupguard/categories"
+	"github.com/aupguard/aupguard/internal/testutil"
 	"github.com/aupguard/aupguard/policies"
 	"github.com/aupguard/aupguard/rego"
 	"github.com/aupguard/aupguard/verdict"
@@ -28,13 +30,15 @@ type Core struct {
 // Current returns the lists, so Core is a verdict.ListSource.
 func (c *Core) Current() *categories.Index { return c.Lists }
 
-// New builds the core: built-in policies, the bundled lists, and, for
+// New builds the core: built-in policies, the default lists from the
+// mirror, and, for
 // each category in extra, a domain list of the given names (source
 // "test-<category>").
 func New(t testing.TB, extra map[string][]string) *Core {
 	t.Helper()
 	ctx := context.Background()
 	cfg := categories.DefaultConfig()
+	cfg.Mirror = testutil.SharedData(t)
 	dir := t.TempDir()
 	for cat, names := range extra {
 		p := filepath.Join(dir, cat+".txt")

@@ -34,15 +34,15 @@ import (
 func cmdGen(args []string) error {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	out := fs.String("out", "", "output directory")
-	data := fs.String("data", "/work/shared/data", "shared list data directory")
+	data := fs.String("data", "", "shared list data directory (../shared/data beside the repository)")
 	sizes := fs.String("sizes", "100000,1000000", "block list sizes, comma separated")
 	allowed := fs.Int("allowed", 5000, "allowed names in queries-allowed.txt")
 	blocked := fs.Int("blocked", 5000, "listed names in each queries-blocked-N.txt")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out == "" {
-		return errors.New("-out is required")
+	if *out == "" || *data == "" {
+		return errors.New("-out and -data are required")
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
@@ -90,7 +90,7 @@ func sizeLabel(n int) string {
 
 func writeLists(dir, label string, names []string, nQueries int) error {
 	// The last entry is a name no other list has, so a pre-flight check
-	// on it proves this list (and not a peer's own bundle) is loaded.
+	// on it proves this list (and not a peer's own default lists) is loaded.
 	sentinel := "list-sentinel-" + label + ".bench-block.org"
 	names[len(names)-1] = sentinel
 	files := []struct {

@@ -90,7 +90,6 @@ type row struct{ key, typ, def, doc string }
 
 type gen struct {
 	root     string
-	files    map[string]*ast.Package
 	docs     map[string]map[string]string // "pkg.Type" -> field -> doc
 	typeDocs map[string]string
 }
