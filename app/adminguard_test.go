@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aupguard/aupguard/config"
+	"github.com/aupguard/aupguard/internal/testutil"
 )
 
 // serveAdmin runs a whole aupguard with its console on adminListen and the
@@ -20,11 +21,12 @@ import (
 func serveAdmin(t *testing.T, adminListen string) *Server {
 	t.Helper()
 	yaml := fmt.Sprintf(`data_dir: %s
+lists: {mirror: %q}
 admin: {listen: %q}
 dns: {enabled: false}
 policy: {watch: false}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8, "::1/128"]}
-`, t.TempDir(), adminListen)
+`, t.TempDir(), testutil.SharedData(t), adminListen)
 	cfg, err := config.Parse("admin-guard.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -142,11 +144,12 @@ func interfaceAddrs(t *testing.T) []string {
 // The DNS filter's TCP side is one of aupguard's listeners too.
 func TestDNSListenerUnreachableThroughProxy(t *testing.T) {
 	yaml := fmt.Sprintf(`data_dir: %s
+lists: {mirror: %q}
 admin: {listen: ""}
 dns: {enabled: true, listen: "127.0.0.1:0", udp_sockets: 1}
 policy: {watch: false}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}
-`, t.TempDir())
+`, t.TempDir(), testutil.SharedData(t))
 	cfg, err := config.Parse("dns-guard.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)

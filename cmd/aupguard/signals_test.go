@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/aupguard/aupguard/internal/testutil"
 )
 
 // This file runs the real binary: built by the test, started as `aupguard
@@ -154,16 +156,16 @@ matches contains {"action": "block", "category": "provider_rule", "rule": "provi
 	return b.String()
 }
 
-// listsYAML is the lists section: a small local domain list standing in
-// for the real lists, so the test needs no network. (Once lists.mirror
-// exists, the shared mirror can be added here; the reload checked below is
-// of this local file either way.)
-func listsYAML(listFile string) string {
+// listsYAML is the lists section: the default lists from the shared test
+// data as a mirror (no network), plus a small local list the test edits
+// to see SIGHUP reload it.
+func listsYAML(t *testing.T, listFile string) string {
 	return fmt.Sprintf(`lists:
+  mirror: %q
   refresh: 0s
   sources:
     - {name: test-gambling, category: gambling, format: domains, path: %q}
-`, listFile)
+`, testutil.SharedData(t), listFile)
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -255,7 +257,7 @@ hosts:
   %s: [127.0.0.1]
   %s: [127.0.0.1]
   %s: [127.0.0.1]
-%s`, filepath.Join(dir, "data"), policyDir, htpasswd, hostPolicy, hostCasino, hostSlow, listsYAML(listFile)))
+%s`, filepath.Join(dir, "data"), policyDir, htpasswd, hostPolicy, hostCasino, hostSlow, listsYAML(t, listFile)))
 
 	p := startBinary(t, bin, cfg)
 	u := func(host, path string) string { return "http://" + host + ":" + originPort + path }
