@@ -247,45 +247,49 @@ func TestSSRFRangesThroughResolver(t *testing.T) {
 
 	cases := []struct {
 		name, addr, why string
+		// nameOnly: the literal is in a real list (hosts-format lists
+		// carry "255.255.255.255 broadcasthost"), so the policy blocks it
+		// before any dial; only the name tests the guard.
+		nameOnly bool
 	}{
-		{"loopback", "127.0.0.1", "loopback"},
-		{"loopback-other", "127.3.2.1", "loopback"},
-		{"loopback6", "::1", "loopback"},
-		{"rfc1918-10", "10.1.2.3", "private"},
-		{"rfc1918-172", "172.16.5.4", "private"},
-		{"rfc1918-192", "192.168.1.1", "private"},
-		{"linklocal", "169.254.10.20", "link-local"},
-		{"linklocal6", "fe80::1", "link-local"},
-		{"cgnat", "100.64.0.1", "carrier-grade NAT"},
-		{"cgnat-top", "100.127.255.254", "carrier-grade NAT"},
-		{"metadata", "169.254.169.254", "cloud metadata"},
-		{"metadata6", "fd00:ec2::254", "cloud metadata"},
-		{"unspecified", "0.0.0.0", "unspecified"},
-		{"this-network", "0.1.2.3", "unspecified"},
-		{"unspecified6", "::", "unspecified"},
-		{"multicast", "224.0.0.1", "multicast"},
-		{"multicast-global", "239.1.2.3", "multicast"},
-		{"multicast6", "ff02::1", "multicast"},
-		{"multicast6-global", "ff0e::1", "multicast"},
-		{"ula", "fd12:3456::1", "private"},
-		{"ula-fc", "fc00::1", "private"},
-		{"reserved", "240.0.0.1", "reserved"},
-		{"broadcast", "255.255.255.255", "reserved"},
-		{"benchmarking", "198.18.0.1", "benchmarking"},
-		{"ietf", "192.0.0.8", "IETF"},
-		{"discard6", "100::1", "discard"},
-		{"mapped-loopback", "::ffff:127.0.0.1", "loopback"},
-		{"mapped-unspecified", "::ffff:0.0.0.0", "unspecified"},
-		{"mapped-private", "::ffff:10.0.0.1", "private"},
-		{"mapped-cgnat", "::ffff:100.64.0.1", "carrier-grade NAT"},
-		{"mapped-metadata", "::ffff:169.254.169.254", "cloud metadata"},
-		{"nat64-loopback", "64:ff9b::7f00:1", "NAT64 form of an internal address: loopback"},
-		{"nat64-private", "64:ff9b::a00:1", "NAT64 form of an internal address: private"},
-		{"nat64-metadata", "64:ff9b::a9fe:a9fe", "NAT64 form of an internal address: cloud metadata"},
-		{"nat64-unspecified", "64:ff9b::", "NAT64 form of an internal address: unspecified"},
-		{"nat64-local-use", "64:ff9b:1::a00:1", "local-use NAT64"},
-		{"6to4-loopback", "2002:7f00:1::1", "6to4 form of an internal address: loopback"},
-		{"6to4-metadata", "2002:a9fe:a9fe::1", "6to4 form of an internal address: cloud metadata"},
+		{"loopback", "127.0.0.1", "loopback", false},
+		{"loopback-other", "127.3.2.1", "loopback", false},
+		{"loopback6", "::1", "loopback", false},
+		{"rfc1918-10", "10.1.2.3", "private", false},
+		{"rfc1918-172", "172.16.5.4", "private", false},
+		{"rfc1918-192", "192.168.1.1", "private", false},
+		{"linklocal", "169.254.10.20", "link-local", false},
+		{"linklocal6", "fe80::1", "link-local", false},
+		{"cgnat", "100.64.0.1", "carrier-grade NAT", false},
+		{"cgnat-top", "100.127.255.254", "carrier-grade NAT", false},
+		{"metadata", "169.254.169.254", "cloud metadata", false},
+		{"metadata6", "fd00:ec2::254", "cloud metadata", false},
+		{"unspecified", "0.0.0.0", "unspecified", false},
+		{"this-network", "0.1.2.3", "unspecified", false},
+		{"unspecified6", "::", "unspecified", false},
+		{"multicast", "224.0.0.1", "multicast", false},
+		{"multicast-global", "239.1.2.3", "multicast", false},
+		{"multicast6", "ff02::1", "multicast", false},
+		{"multicast6-global", "ff0e::1", "multicast", false},
+		{"ula", "fd12:3456::1", "private", false},
+		{"ula-fc", "fc00::1", "private", false},
+		{"reserved", "240.0.0.1", "reserved", false},
+		{"broadcast", "255.255.255.255", "reserved", true},
+		{"benchmarking", "198.18.0.1", "benchmarking", false},
+		{"ietf", "192.0.0.8", "IETF", false},
+		{"discard6", "100::1", "discard", false},
+		{"mapped-loopback", "::ffff:127.0.0.1", "loopback", false},
+		{"mapped-unspecified", "::ffff:0.0.0.0", "unspecified", false},
+		{"mapped-private", "::ffff:10.0.0.1", "private", false},
+		{"mapped-cgnat", "::ffff:100.64.0.1", "carrier-grade NAT", false},
+		{"mapped-metadata", "::ffff:169.254.169.254", "cloud metadata", false},
+		{"nat64-loopback", "64:ff9b::7f00:1", "NAT64 form of an internal address: loopback", false},
+		{"nat64-private", "64:ff9b::a00:1", "NAT64 form of an internal address: private", false},
+		{"nat64-metadata", "64:ff9b::a9fe:a9fe", "NAT64 form of an internal address: cloud metadata", false},
+		{"nat64-unspecified", "64:ff9b::", "NAT64 form of an internal address: unspecified", false},
+		{"nat64-local-use", "64:ff9b:1::a00:1", "local-use NAT64", false},
+		{"6to4-loopback", "2002:7f00:1::1", "6to4 form of an internal address: loopback", false},
+		{"6to4-metadata", "2002:a9fe:a9fe::1", "6to4 form of an internal address: cloud metadata", false},
 	}
 	for _, tc := range cases {
 		z.add(tc.name+".ssrf.test", tc.addr)
@@ -297,13 +301,17 @@ func TestSSRFRangesThroughResolver(t *testing.T) {
 			if z.count(name, dns.TypeA)+z.count(name, dns.TypeAAAA) == 0 {
 				t.Errorf("%s was not resolved through the configured nameserver", name)
 			}
-			lit := tc.addr
-			if strings.Contains(lit, ":") {
-				lit = "[" + lit + "]"
+			targets := []string{name + ":" + tw.port}
+			if !tc.nameOnly {
+				lit := tc.addr
+				if strings.Contains(lit, ":") {
+					lit = "[" + lit + "]"
+				}
+				expectRefused(t, h, c, "http://"+lit+":"+tw.port+"/", tc.why)
+				targets = append(targets, lit+":"+tw.port)
 			}
-			expectRefused(t, h, c, "http://"+lit+":"+tw.port+"/", tc.why)
 			// The same through CONNECT, which dials with the same checks.
-			for _, target := range []string{name + ":" + tw.port, lit + ":" + tw.port} {
+			for _, target := range targets {
 				if status, body := connectStatus(t, h, target); status != http.StatusForbidden || !strings.Contains(body, tc.why) {
 					t.Errorf("CONNECT %s: status %d, body %q; want 403 (%s)", target, status, short(body), tc.why)
 				}
