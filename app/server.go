@@ -220,6 +220,11 @@ func (s *Server) Start(ctx context.Context) error {
 		if err := s.DNS.Start(ctx); err != nil {
 			return fmt.Errorf("dns: %w", err)
 		}
+		if _, tcp := s.DNS.Addr(); tcp != nil {
+			if err := s.protectBound(tcp); err != nil {
+				return fmt.Errorf("dns: %w", err)
+			}
+		}
 	}
 	if s.cfg.Admin.Listen != "" {
 		if err := s.startAdmin(); err != nil {
@@ -279,6 +284,10 @@ func (s *Server) startAdmin() error {
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
+	if err := s.protectBound(ln.Addr()); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("admin: %w", err)
+	}
 	s.adminLn = ln
 	s.admin = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	s.goBackground(func() {
@@ -287,6 +296,20 @@ func (s *Server) startAdmin() error {
 		}
 	})
 	return nil
+}
+
+// protectBound hands listeners' bound addresses to the proxy, which
+// refuses to connect clients to them. The configured addresses were given
+// at NewServer, but with port 0 or a host name those say nothing about
+// where a listener is: every listener other than the proxy's (the console,
+// the DNS filter's TCP side, any added later) is passed here as soon as it
+// is bound (the console before it serves).
+func (s *Server) protectBound(addrs ...net.Addr) error {
+	strs := make([]string, len(addrs))
+	for i, a := range addrs {
+		strs[i] = a.String()
+	}
+	return s.Proxy.Protect(strs...)
 }
 
 func (s *Server) ready() error {

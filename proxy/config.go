@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,11 @@ type Config struct {
 	// they are loopback, private, link-local, CGNAT, metadata or otherwise
 	// internal (CIDRs or single addresses). Empty: none.
 	AllowDestinations []string `yaml:"allow_destinations"`
+	// Nameservers are the DNS servers ("IP" or "IP:port", port 53 when
+	// omitted) the proxy resolves origins with, queried in turn. Empty: the
+	// system resolver. Every address an answer holds is still checked
+	// against the internal ranges before it is dialled.
+	Nameservers []string `yaml:"nameservers"`
 	// UpstreamCAFile is a PEM file of extra CA certificates trusted, in
 	// addition to the system roots, for origins reached over HTTPS.
 	UpstreamCAFile string `yaml:"upstream_ca_file"`
@@ -113,6 +119,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, field.Errorf(fmt.Sprintf("allow_destinations[%d]", i), "%v", err))
 		}
 	}
+	for i, n := range c.Nameservers {
+		if _, err := nameserverAddr(n); err != nil {
+			errs = append(errs, field.Errorf(fmt.Sprintf("nameservers[%d]", i), "%v", err))
+		}
+	}
 	for _, d := range []struct {
 		key string
 		v   time.Duration
@@ -158,6 +169,26 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// nameserverAddr is a nameservers entry as host:port. The host must be an
+// address: a name would need a resolver to find the resolver.
+func nameserverAddr(s string) (string, error) {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return net.JoinHostPort(ip.String(), "53"), nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not an address or address:port (like 10.0.0.53 or 127.0.0.1:5300)", s)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return "", fmt.Errorf("%q: %q is not an IP address", s, host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, port)
+	}
+	return net.JoinHostPort(ip.String(), port), nil
 }
 
 func checkListen(s string) error {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // RefusedError says the proxy would not connect to a destination because
@@ -46,8 +47,21 @@ var specialNets = []struct {
 	{netip.MustParsePrefix("100::/64"), "discard-only address"},
 }
 
+// Prefixes whose IPv6 addresses carry an IPv4 address that a gateway on
+// the way would forward to: the NAT64 well-known prefix (RFC 6052; the
+// embedded address is the last 32 bits) and 6to4 (RFC 3056; bits 16-47).
+// RFC 6052 forbids non-global addresses behind the well-known prefix, but
+// not every NAT64 gateway enforces it.
+var (
+	nat64WKP  = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
 // classify says why an address is internal, or "" for a public one.
 func classify(ip netip.Addr) string {
+	if why := classifyEmbedded(ip); why != "" {
+		return why
+	}
 	for _, s := range specialNets {
 		if s.p.Contains(ip) {
 			return s.why
@@ -66,6 +80,38 @@ func classify(ip netip.Addr) string {
 		return "multicast address"
 	}
 	return ""
+}
+
+// classifyEmbedded says why the IPv4 address inside a NAT64 or 6to4
+// address is internal, or "".
+func classifyEmbedded(ip netip.Addr) string {
+	b := ip.As16()
+	switch {
+	case nat64WKP.Contains(ip):
+		if why := classify(netip.AddrFrom4([4]byte(b[12:16]))); why != "" {
+			return "NAT64 form of an internal address: " + why
+		}
+	case sixToFour.Contains(ip):
+		if why := classify(netip.AddrFrom4([4]byte(b[2:6]))); why != "" {
+			return "6to4 form of an internal address: " + why
+		}
+	}
+	return ""
+}
+
+// nameserverResolver resolves with Go's own resolver, sending every query
+// to servers (host:port) in turn instead of to /etc/resolv.conf's (whose
+// search domains and options still apply, as does /etc/hosts).
+func nameserverResolver(servers []string) *net.Resolver {
+	var next atomic.Uint32
+	var d net.Dialer
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			n := next.Add(1) - 1
+			return d.DialContext(ctx, network, servers[n%uint32(len(servers))])
+		},
+	}
 }
 
 // dialer resolves a destination, checks every address against the
@@ -118,7 +164,7 @@ func (d *dialer) setLocal(addrs []netip.Addr) {
 	d.mu.Unlock()
 }
 
-// check returns why ip:port may not be dialled, or "".
+// check returns why ip:port may not be dialled, or "". ip is unmapped.
 func (d *dialer) check(ip netip.Addr, port uint16) string {
 	d.mu.RLock()
 	for _, s := range d.self {
@@ -148,10 +194,10 @@ func (d *dialer) check(ip netip.Addr, port uint16) string {
 }
 
 // resolve returns the addresses of host: from the static hosts map when it
-// names host, else from DNS.
+// names host, else from DNS. They may be IPv4-mapped.
 func (d *dialer) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{ip.Unmap().WithZone("")}, nil
+		return []netip.Addr{ip.WithZone("")}, nil
 	}
 	name, err := normHost(host)
 	if err != nil {
@@ -160,14 +206,7 @@ func (d *dialer) resolve(ctx context.Context, host string) ([]netip.Addr, error)
 	if ips, ok := d.hosts[name]; ok {
 		return ips, nil
 	}
-	ips, err := d.resolver.LookupNetIP(ctx, "ip", name)
-	if err != nil {
-		return nil, err
-	}
-	for i := range ips {
-		ips[i] = ips[i].Unmap()
-	}
-	return ips, nil
+	return d.resolver.LookupNetIP(ctx, "ip", name)
 }
 
 // DialContext is the only way the proxy connects to an origin: for plain
@@ -188,6 +227,12 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	var refused *RefusedError
 	var lastErr error
 	for _, ip := range ips {
+		// An IPv4-mapped address reaches the IPv4 address it maps (the
+		// kernel dials ::ffff:0.0.0.0 as 0.0.0.0, this host), and Go's
+		// resolver returns some answers in that form (an AAAA record of
+		// "::" comes back as both :: and ::ffff:0.0.0.0): check and dial
+		// it as IPv4, or the IPv4 ranges would not match it.
+		ip = ip.Unmap()
 		if why := d.check(ip, uint16(port)); why != "" {
 			if refused == nil {
 				refused = &RefusedError{Host: host, Addr: ip, Why: why}

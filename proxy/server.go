@@ -70,12 +70,14 @@ type Options struct {
 	// Hosts maps host names to addresses ahead of DNS (tests point
 	// real-looking names at local servers with it).
 	Hosts map[string][]netip.Addr
-	// Resolver resolves everything else; nil means net.DefaultResolver.
+	// Resolver resolves everything else; nil means the config's
+	// nameservers, or net.DefaultResolver when there are none.
 	Resolver *net.Resolver
 	// ProtectedAddrs are this process's other listeners (the admin
 	// console, metrics) as host:port; no client may reach them through the
 	// proxy, whatever allow_destinations says. The proxy's own listener is
-	// always protected.
+	// always protected. A listener bound to port 0 is only known once bound:
+	// hand its address to Protect then.
 	ProtectedAddrs []string
 }
 
@@ -192,9 +194,19 @@ func New(cfg Config, opts Options) (*Server, error) {
 		resolver: opts.Resolver,
 		nd:       net.Dialer{Timeout: cfg.Timeouts.Dial, KeepAlive: 30 * time.Second},
 	}
+	if s.dialer.resolver == nil && len(cfg.Nameservers) > 0 {
+		servers := make([]string, len(cfg.Nameservers))
+		for i, n := range cfg.Nameservers {
+			servers[i], _ = nameserverAddr(n) // validated
+		}
+		s.dialer.resolver = nameserverResolver(servers)
+	}
 	if s.dialer.resolver == nil {
 		s.dialer.resolver = net.DefaultResolver
 	}
+	// The dialer is only ever given addresses it checked; should a name
+	// reach it one day, it must at least be resolved by the same servers.
+	s.dialer.nd.Resolver = s.dialer.resolver
 	for _, d := range cfg.AllowDestinations {
 		p, _ := identity.ParsePrefix(d) // validated
 		s.dialer.allow = append(s.dialer.allow, p)
@@ -309,6 +321,20 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}()
 	s.log.Info("proxy listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Protect adds listeners of this process (host:port, as bound: a
+// configured port 0 protects nothing) that no client may reach through the
+// proxy, whatever allow_destinations says, like Options.ProtectedAddrs.
+// Call it with each listener's bound address as soon as it is bound; an
+// unspecified host protects the port on every local address.
+func (s *Server) Protect(addrs ...string) error {
+	for _, a := range addrs {
+		if err := s.dialer.protect(a); err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
+	}
 	return nil
 }
 
