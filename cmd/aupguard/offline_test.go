@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -18,11 +17,10 @@ import (
 	"time"
 
 	"github.com/aupguard/aupguard/categories"
-	"github.com/aupguard/aupguard/internal/testutil"
 )
 
 // buildOnce builds the aupguard binary once per test run, for the tests
-// that need a real process (environment, signals).
+// that run it as a process of its own (environment, signals).
 var buildOnce struct {
 	sync.Once
 	path string
@@ -105,36 +103,12 @@ hosts:
   www.bbc.co.uk: [127.0.0.1]
 `, filepath.Join(dir, "data"))), 0o644)
 	hole := "http://" + blackHole(t)
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	cmd.Env = append(os.Environ(), "HTTPS_PROXY="+hole, "HTTP_PROXY="+hole, "https_proxy="+hole, "http_proxy="+hole, "NO_PROXY=", "no_proxy=")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	logs := &testutil.SyncBuffer{}
-	serving := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(io.TeeReader(stderr, logs))
-		for sc.Scan() {
-			if m := servingRe.FindStringSubmatch(sc.Text()); m != nil {
-				serving <- m[1:]
-			}
-		}
-	}()
-	var proxyAddr, adminAddr string
-	select {
-	case m := <-serving:
-		proxyAddr, adminAddr = m[0], m[1]
-	case <-time.After(60 * time.Second):
-		t.Fatalf("serve did not start:\n%s", logs.String())
-	}
+	p := startBinary(t, bin, cfg, "HTTPS_PROXY="+hole, "HTTP_PROXY="+hole, "https_proxy="+hole, "http_proxy="+hole, "NO_PROXY=", "no_proxy=")
+	logs := p.logs
 	if strings.Contains(logs.String(), "list source unavailable") {
 		t.Fatalf("serve waited for a fetch to fail before listening:\n%s", logs.String())
 	}
+	proxyAddr, adminAddr := p.proxy, p.admin
 
 	pu, _ := url.Parse("http://" + proxyAddr)
 	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}, Timeout: 30 * time.Second}
@@ -184,13 +158,11 @@ hosts:
 		}
 	}
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	p.signal(t, syscall.SIGTERM)
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve exited with %v:\n%s", err, logs.String())
+	case <-p.exited:
+		if p.err != nil {
+			t.Errorf("serve exited with %v:\n%s", p.err, logs.String())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop on SIGTERM")

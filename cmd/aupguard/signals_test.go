@@ -25,21 +25,6 @@ import (
 // serve` in a process of its own, and driven by real signals (SIGHUP,
 // SIGTERM), as an operator or systemd would.
 
-// buildBinary compiles this command into a temporary directory.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go tool is needed to build the binary under test: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "aupguard")
-	cmd := exec.CommandContext(t.Context(), goBin, "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // proc is one running `aupguard serve`.
 type proc struct {
 	cmd    *exec.Cmd
@@ -50,11 +35,13 @@ type proc struct {
 	err    error // cmd.Wait's, once exited is closed
 }
 
-// startBinary runs `bin serve --config cfg` and waits until it serves.
-func startBinary(t *testing.T, bin, cfg string) *proc {
+// startBinary runs `bin serve --config cfg` with env added to the
+// environment and waits until it serves.
+func startBinary(t *testing.T, bin, cfg string, env ...string) *proc {
 	t.Helper()
 	p := &proc{logs: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "--config", cfg, "--drain", "20s")
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -190,7 +177,7 @@ func htpasswdLine(t *testing.T, user, pass string) string {
 // keeps answering. Then a real SIGTERM with a request in flight: the
 // request completes and the process exits 0.
 func TestBinarySignals(t *testing.T) {
-	bin := buildBinary(t)
+	bin := aupguardBinary(t)
 	dir := t.TempDir()
 	policyDir := filepath.Join(dir, "policy")
 	if err := os.Mkdir(policyDir, 0o755); err != nil {
