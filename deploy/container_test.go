@@ -40,7 +40,7 @@ func testImage(t *testing.T, podman string) string {
 		t.Fatal(err)
 	}
 	cf := string(b)
-	for _, want := range []string{"CGO_ENABLED=0 go build", "-tags timetzdata", "-o /out/aupguard ./cmd/aupguard", " AS build\n"} {
+	for _, want := range []string{"CGO_ENABLED=0 go build", "-o /out/aupguard ./cmd/aupguard", " AS build\n"} {
 		if !strings.Contains(cf, want) {
 			t.Fatalf("%s: no %q: the test's binary would not be the image's", containerfilePath, want)
 		}
@@ -173,7 +173,7 @@ hosts:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		exec.Command(podman, append(append([]string{}, rt...), "rm", "-f", name)...).Run()
+		exec.Command(podman, append(append([]string{}, rt...), "rm", "-f", "-v", name)...).Run()
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
@@ -260,7 +260,7 @@ func imageFiles(t *testing.T, podman, image string) map[string]*tar.Header {
 		t.Fatalf("podman create: %v", err)
 	}
 	id := strings.TrimSpace(string(out))
-	defer exec.Command(podman, "rm", "-f", id).Run()
+	defer exec.Command(podman, "rm", "-f", "-v", id).Run()
 	cmd := exec.Command(podman, "export", id)
 	r, err := cmd.StdoutPipe()
 	if err != nil {

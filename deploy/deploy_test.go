@@ -35,10 +35,9 @@ var buildOnce struct {
 }
 
 // aupguardBinary builds cmd/aupguard once per run the way the container
-// image does: CGO_ENABLED=0 and the time zone database inside, a static
-// binary that needs nothing from the file system it runs on. (The image
-// also strips and trims paths, which changes no behaviour and would cost
-// the tests a build of their own.)
+// image does: CGO_ENABLED=0, a static binary that needs nothing from the
+// file system it runs on. (The image also strips and trims paths, which
+// changes no behaviour and would cost the tests a build of their own.)
 func aupguardBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -48,7 +47,7 @@ func aupguardBinary(t *testing.T) string {
 			return
 		}
 		buildOnce.path = filepath.Join(binDir, "aupguard")
-		cmd := exec.Command("go", "build", "-tags", "timetzdata", "-o", buildOnce.path, "./cmd/aupguard")
+		cmd := exec.Command("go", "build", "-o", buildOnce.path, "./cmd/aupguard")
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

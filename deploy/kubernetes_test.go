@@ -100,7 +100,8 @@ type (
 				Name string `yaml:"name"`
 			} `yaml:"configMap"`
 			Secret *struct {
-				SecretName string `yaml:"secretName"`
+				SecretName  string `yaml:"secretName"`
+				DefaultMode *int   `yaml:"defaultMode"`
 			} `yaml:"secret"`
 			EmptyDir map[string]any `yaml:"emptyDir"`
 		} `yaml:"volumes"`
@@ -257,6 +258,11 @@ func podConfig(t *testing.T, r rendered, d *object, c *container) *config.Config
 		}
 		if v.Secret != nil {
 			secretName = v.Secret.SecretName
+			// The files are root's, in the pod's fsGroup: a non-root
+			// process reads them only if the group may.
+			if m := v.Secret.DefaultMode; m != nil && *m&0o040 == 0 {
+				t.Errorf("Secret volume %s: defaultMode %#o is not group-readable, and the pod runs as non-root in its fsGroup", v.Name, *m)
+			}
 			for _, m := range c.VolumeMounts {
 				if m.Name == v.Name {
 					secretMount = m.MountPath
