@@ -89,6 +89,8 @@ type (
 	podSpec struct {
 		SecurityContext struct {
 			RunAsNonRoot bool `yaml:"runAsNonRoot"`
+			RunAsUser    int  `yaml:"runAsUser"`
+			FSGroup      int  `yaml:"fsGroup"`
 		} `yaml:"securityContext"`
 		Affinity struct {
 			PodAntiAffinity map[string]any `yaml:"podAntiAffinity"`
@@ -382,8 +384,16 @@ func TestKubernetesBase(t *testing.T) {
 	}
 
 	// Security.
-	if !d.Spec.Template.Spec.SecurityContext.RunAsNonRoot {
+	psc := d.Spec.Template.Spec.SecurityContext
+	if !psc.RunAsNonRoot {
 		t.Error("runAsNonRoot is not set")
+	}
+	cf, err := os.ReadFile(containerfilePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("\nUSER %d:%d\n", psc.RunAsUser, psc.FSGroup); !strings.Contains(string(cf), want) {
+		t.Errorf("the pod runs as %d in group %d, not as the image's user (%s has no %q)", psc.RunAsUser, psc.FSGroup, containerfilePath, strings.TrimSpace(want))
 	}
 	sc := c.SecurityContext
 	if !sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || !reflect.DeepEqual(sc.Capabilities.Drop, []string{"ALL"}) {
