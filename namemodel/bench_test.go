@@ -17,7 +17,7 @@ func benchModel(b *testing.B) *Model {
 		{Source: "p", Category: "piracy", Names: []string{"thepiratebay.org", "torrentz.eu"}},
 		{Source: "b", Category: Benign, Names: []string{"bbc.co.uk", "tesco.com"}},
 	}}
-	m, err := Train(context.Background(), ts, Options{Bits: 16})
+	m, err := Train(context.Background(), ts, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -40,7 +40,8 @@ func (fs *featureSet) add(h uint64, mask uint32) bool {
 	if fs.n == maxFeatures {
 		return false
 	}
-	fs.idx[fs.n] = uint32(mix(h)) & mask
+	// Fibonacci hashing: one multiply spreads FNV's output enough.
+	fs.idx[fs.n] = uint32((h*0x9e3779b97f4a7c15)>>32) & mask
 	fs.n++
 	return true
 }
@@ -181,11 +182,19 @@ func segment(d *dict, run string, out *[64]span) int {
 		h := uint64(dictSeed)
 		for i := j; i < n && i-j < maxWordLen; i++ {
 			h = dictStep(h, run[i])
-			f := d.get(h)
+			var f uint8
+			switch l := i + 1 - j; l {
+			case 1:
+				continue
+			case 2, 3:
+				f = d.short[shortIndex(run[j], run[j+1], run[i], l)]
+			default:
+				f = d.get(h)
+			}
 			if f == 0 {
 				break
 			}
-			if f&flagWord != 0 && i+1-j >= 2 {
+			if f&flagWord != 0 {
 				if c := cost[j] + 10; c < cost[i+1] || (c == cost[i+1] && !known[i+1]) {
 					cost[i+1], prev[i+1], known[i+1] = c, uint8(j), true
 				}

@@ -36,6 +36,19 @@ type dict struct {
 	slots []uint32
 	mask  uint64
 	words int
+	// short answers for candidates of two and three letters without a
+	// table probe (a bitmap that stays in L1): the prefix and word flags
+	// of every aa..zz and aaa..zzz.
+	short [26*26 + 26*26*26]uint8
+}
+
+// shortIndex is w's slot in dict.short (len(w) is 2 or 3, a-z only).
+func shortIndex(a, b, c byte, n int) int {
+	i := int(a-'a')*26 + int(b-'a')
+	if n == 3 {
+		i = 26*26 + i*26 + int(c-'a')
+	}
+	return i
 }
 
 const (
@@ -61,6 +74,19 @@ func newDict(words map[string]struct{}) *dict {
 		size <<= 1
 	}
 	d := &dict{slots: make([]uint32, size), mask: uint64(size - 1), words: len(words)}
+	for w := range words {
+		for n := 2; n <= 3 && n <= len(w); n++ {
+			c := byte('a')
+			if n == 3 {
+				c = w[2]
+			}
+			f := uint8(flagPrefix)
+			if n == len(w) {
+				f |= flagWord
+			}
+			d.short[shortIndex(w[0], w[1], c, n)] |= f
+		}
+	}
 	for h, f := range prefixes {
 		h = mix(h)
 		i := h & d.mask
