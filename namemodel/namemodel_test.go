@@ -368,6 +368,7 @@ func TestEvaluateRealData(t *testing.T) {
 		t.Fatalf("sources %+v", rep.Sources)
 	}
 	for _, s := range rep.Sources {
+		t.Logf("%+v", s)
 		if s.Names == 0 || s.Listed+s.Misses != s.Names || s.Misses == 0 {
 			t.Errorf("counts %+v", s)
 		}
@@ -376,9 +377,16 @@ func TestEvaluateRealData(t *testing.T) {
 		if s.BlockRecall > s.AlertRecall || s.AlertRecall <= 0 || s.AlertRecall >= 1 {
 			t.Errorf("recall %+v", s)
 		}
+		// Floors well under what was measured (36% and 34% at alert,
+		// docs/coverage.md): a model that stops learning from words and
+		// n-grams falls through them.
+		if s.AlertRecall < 0.2 {
+			t.Errorf("%s: recall at alert %.3f on the list misses, want at least 0.2", s.Source, s.AlertRecall)
+		}
 	}
 	var popular *BenignEval
 	for i, b := range rep.Benign {
+		t.Logf("%+v", b)
 		if b.Source == PopularSource {
 			popular = &rep.Benign[i]
 		}
@@ -386,7 +394,11 @@ func TestEvaluateRealData(t *testing.T) {
 	// About a fifth of the 9,999 popular names, less the ones a positive
 	// list names.
 	if popular == nil || popular.Names < 1500 || popular.Names > 2500 || popular.FPRBlock > popular.FPRAlert {
-		t.Errorf("popular %+v", popular)
+		t.Fatalf("popular %+v", popular)
+	}
+	// Measured 0.26%; the target is 0.3%.
+	if popular.FPRBlock > 0.01 {
+		t.Errorf("the model blocks %.2f%% of held-out popular names", 100*popular.FPRBlock)
 	}
 	for c := range NumCategories {
 		if rep.AtTarget[c] <= 0 || rep.AtTarget[c] > 1 {
