@@ -43,8 +43,8 @@ func (m *Model) trainLogReg(ctx context.Context, ex []example, info Info, opt Op
 		order[i] = int32(i)
 	}
 	// Features are extracted once (segmenting is most of the cost) into
-	// one flat array: about 45 uint32 per name.
-	feats := make([]uint32, 0, len(ex)*48)
+	// one flat array: 37 uint32 per name on average on the default lists.
+	feats := make([]uint32, 0, len(ex)*40)
 	offs := make([]uint32, len(ex)+1)
 	var fs featureSet
 	for i := range ex {
