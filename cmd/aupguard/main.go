@@ -7,6 +7,7 @@
 //	aupguard policy test  [DIR]                      run the policies' Rego unit tests
 //	aupguard lists stats  [--config F]               per-category counts per list source
 //	aupguard lists defaults                          the default sources, their URLs and licences
+//	aupguard lists eval   [--mirror DIR] [--holdout L]  the name model's recall on held-out lists
 //	aupguard ca init|export [--config F]             create the interception CA, print it for devices
 package main
 
@@ -42,6 +43,7 @@ commands:
   policy test  run the Rego unit tests of the built-in policies, or of DIR
   lists stats  print per-category entry counts and the standing of each list source
   lists defaults  print the default list sources: publisher URLs, mirror file names, licences
+  lists eval   measure the domain-name model on held-out lists (docs/coverage.md)
   ca init      create the TLS interception CA (data_dir/ca); ca export prints it for MDM/GPO
   version      print the version
 
@@ -70,8 +72,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return cmdListsStats(ctx, args[2:], stdout, stderr)
 		case len(args) == 2 && args[1] == "defaults":
 			return cmdListsDefaults(stdout)
+		case len(args) >= 2 && args[1] == "eval":
+			return cmdListsEval(ctx, args[2:], stdout, stderr)
 		}
-		fmt.Fprintln(stderr, "usage: aupguard lists stats [--config F] | aupguard lists defaults")
+		fmt.Fprintln(stderr, "usage: aupguard lists stats [--config F] | aupguard lists defaults | aupguard lists eval [--mirror DIR]")
 		return exitUsage
 	case "ca":
 		return cmdCA(args[1:], stdout, stderr)
