@@ -48,7 +48,8 @@ func TestRegoUnitTests(t *testing.T) {
 		SetDefaultRegoVersion(ast.RegoV1).
 		CapturePrintOutput(true).
 		EnableTracing(true).
-		Run(ctx, modules)
+		SetModules(modules).
+		RunTests(ctx, nil)
 	if err != nil {
 		t.Fatalf("compiling policies for tests: %v", err)
 	}

@@ -69,9 +69,8 @@ func groups(recs []record) []*group {
 	var order []string
 	for _, r := range recs {
 		k := r.Area + "\x00" + r.Test
-		g, ok := idx[k]
-		if !ok {
-			g = &group{area: r.Area, test: r.Test}
+		if _, ok := idx[k]; !ok {
+			g := &group{area: r.Area, test: r.Test}
 			idx[k] = g
 			out = append(out, g)
 		}
