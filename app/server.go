@@ -120,6 +120,7 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 		Instance:       cfg.InstanceName(),
 		Hosts:          hosts,
 		ProtectedAddrs: protected,
+		SafeSearchHost: dnsfilter.SafeSearchHost,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)

@@ -38,6 +38,12 @@ func (s *Server) onConnect(_ string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAct
 		// seen for it.
 		s.log.Debug("proxy: intercept requested; tunnelling without interception", "host", req.Host)
 	}
+	if s.opts.SafeSearchHost != nil {
+		if target, ok := s.opts.SafeSearchHost(req.Host, d.SafeSearch); ok {
+			t.dialHost = target
+			s.log.Debug("proxy: safe search enforced", "host", req.Host, "dial", target, "level", d.SafeSearch)
+		}
+	}
 	if !s.tunnels.acquire(t.ip) {
 		s.stats.tunnelsRejected.Add(1)
 		return rawAnswer(http.StatusTooManyRequests, "aupguard: too many open connections from this device.\n"), r.URL.Host
@@ -78,7 +84,11 @@ func writeRaw(c net.Conn, status int, body string) {
 // either side closes, the tunnel idles out, or shutdown cuts it.
 func (s *Server) tunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
 	t := txnFrom(r.Context())
-	addr := net.JoinHostPort(t.req.Host, strconv.Itoa(t.req.Port))
+	host := t.req.Host
+	if t.dialHost != "" {
+		host = t.dialHost
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(t.req.Port))
 	dctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeouts.Dial)
 	up, err := s.dialer.DialContext(dctx, "tcp", addr)
 	cancel()

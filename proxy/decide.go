@@ -33,6 +33,9 @@ type txn struct {
 	rw *respWriter
 	// alerted is the rule of an alert already emitted for this request.
 	alerted string
+	// dialHost, when set, is dialled instead of req.Host: the search
+	// engine's safe-search host.
+	dialHost string
 }
 
 type txnKey struct{}

@@ -79,6 +79,11 @@ type Options struct {
 	// always protected. A listener bound to port 0 is only known once bound:
 	// hand its address to Protect then.
 	ProtectedAddrs []string
+	// SafeSearchHost, when set, names the host that serves a search
+	// engine's host with safe search enforced (dnsfilter.SafeSearchHost):
+	// a tunnel whose decision asks for safe search is dialled there, since
+	// proxied clients do not resolve names through the DNS filter.
+	SafeSearchHost func(host, level string) (string, bool)
 }
 
 // Stats are the proxy's counters since New: requests and CONNECTs decided,
