@@ -298,3 +298,27 @@ func TestCAInitAndExport(t *testing.T) {
 		t.Fatal("--force kept the old CA")
 	}
 }
+
+// TestUsersCommand: users add reads the password from stdin, list shows
+// the account and its role but never a hash, remove deletes it.
+func TestUsersCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "aupguard.yaml")
+	os.WriteFile(cfg, []byte("data_dir: "+dir+"\n"), 0o644)
+	if r := runCmd(t, "correct horse battery\n", "users", "add", "--role", "safeguarding", "--config", cfg, "dsl"); r.code != exitOK {
+		t.Fatalf("add: %d %s", r.code, r.stderr)
+	}
+	if r := runCmd(t, "short\n", "users", "add", "--role", "viewer", "--config", cfg, "viewer1"); r.code != exitUsage || !strings.Contains(r.stderr, "12 to 72") {
+		t.Fatalf("weak password: %d %s", r.code, r.stderr)
+	}
+	r := runCmd(t, "", "users", "list", "--config", cfg)
+	if r.code != exitOK || !strings.Contains(r.stdout, "dsl") || !strings.Contains(r.stdout, "safeguarding") || strings.Contains(r.stdout, "$2a$") {
+		t.Fatalf("list: %d %q", r.code, r.stdout)
+	}
+	if r := runCmd(t, "", "users", "remove", "--config", cfg, "dsl"); r.code != exitOK {
+		t.Fatalf("remove: %d %s", r.code, r.stderr)
+	}
+	if r := runCmd(t, "", "users", "add", "--config", cfg, "norole"); r.code != exitUsage {
+		t.Fatalf("add without a role: %d", r.code)
+	}
+}

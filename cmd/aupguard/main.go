@@ -9,6 +9,7 @@
 //	aupguard lists defaults                          the default sources, their URLs and licences
 //	aupguard lists eval   [--mirror DIR] [--holdout L]  the name model's recall on held-out lists
 //	aupguard ca init|export [--config F]             create the interception CA, print it for devices
+//	aupguard users add|passwd|remove|list            the web console's staff accounts (password on stdin)
 package main
 
 import (
@@ -45,6 +46,7 @@ commands:
   lists defaults  print the default list sources: publisher URLs, mirror file names, licences
   lists eval   measure the domain-name model on held-out lists (docs/coverage.md)
   ca init      create the TLS interception CA (data_dir/ca); ca export prints it for MDM/GPO
+  users        add --role safeguarding|admin|viewer NAME, passwd NAME, remove NAME, list (password on stdin)
   version      print the version
 
 Run "aupguard <command> -h" for a command's flags.
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	case "ca":
 		return cmdCA(args[1:], stdout, stderr)
+	case "users":
+		return cmdUsers(args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "aupguard", version())
 		return exitOK
