@@ -46,6 +46,9 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 
 	start := time.Now()
 	q := newQuery(r, clientAddr(w))
+	if fw, ok := w.(*udpWriter); ok {
+		q.admitted = fw.admitted
+	}
 	ctx, cancel := context.WithTimeout(s.base, s.cfg.Timeout)
 	defer cancel()
 	ans, err := s.chain.resolve(ctx, q)

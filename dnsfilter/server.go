@@ -30,6 +30,7 @@ type Server struct {
 	fast     *fastPath
 	identify Identifier
 	limiter  *clientLimiter
+	judge    *policyJudge
 	ev       *eventMaker
 	now      func() time.Time
 	// realClock says now is time.Now (no test clock injected).
@@ -114,30 +115,16 @@ func New(cfg Config, opts Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, emitter: opts.Emitter, pcs: opts.PacketConns, ls: opts.Listeners,
 		identify: opts.Identifier, ev: ev, now: now, realClock: opts.Now == nil}
 	s.base, s.cancel = context.WithCancel(context.Background())
-	localTTL := ttlSeconds(cfg.LocalTTL)
-
-	// Built from the last link up; chain.go explains the order.
 	s.ups = &upstreamResolver{ups: ups, timeout: cfg.UpstreamTimeout, udpSize: uint16(cfg.EDNSMaxSize), now: now, stats: &s.stats, log: log}
-	var next resolver = s.ups
-	if next, err = newCacheResolver(next, cfg.Cache, now, &s.stats); err != nil {
+	if s.cache, err = newCacheResolver(cfg.Cache, now, &s.stats); err != nil {
 		return nil, fmt.Errorf("dns cache: %w", err)
 	}
-	if c, ok := next.(*cacheResolver); ok {
-		s.cache = c
-	}
-	next = &safeSearchResolver{next: next, table: safeSearchTable(), vips: safeSearchVIPs(), ttl: localTTL, stats: &s.stats, log: log}
-	next = &rfc8482Resolver{next: next, stats: &s.stats}
-	next = &policyResolver{next: next, decider: opts.Decider, blocker: newBlocker(cfg.Block), ev: ev, stats: &s.stats}
-	hosts, special := normalizeHosts(opts.Hosts), specialNames()
-	next = &hostsResolver{next: next, hosts: hosts, ttl: localTTL, stats: &s.stats}
-	next = &specialResolver{next: next, names: special, ttl: localTTL, ev: ev, stats: &s.stats}
 	if s.limiter, err = newClientLimiter(cfg.RateLimit); err != nil {
 		return nil, fmt.Errorf("dns rate limit: %w", err)
 	}
-	if s.limiter != nil {
-		next = &rateLimitResolver{next: next, limiter: s.limiter, stats: &s.stats}
-	}
-	s.chain = &clientNetResolver{next: next, identify: opts.Identifier, stats: &s.stats}
+	s.judge = &policyJudge{decider: opts.Decider, ev: ev, stats: &s.stats}
+	hosts, special := normalizeHosts(opts.Hosts), specialNames()
+	s.chain = s.buildChain(opts, hosts, special)
 	s.fast = newFastPath(opts.Decider, cfg.Cache.Size, special, hosts, safeSearchTable())
 	return s, nil
 }
