@@ -93,7 +93,8 @@ func TestFastPathAnswersRepeatsLikeTheFullPath(t *testing.T) {
 }
 
 func TestFastPathBlockRepeatsAreEventsEachTime(t *testing.T) {
-	e := startEnv(t, nil)
+	// Without folding (fold_test.go), every repeat is an event.
+	e := startEnv(t, func(c *Config, _ *Options) { c.EventFoldWindow = 0 })
 	var replies []*dns.Msg
 	for range 3 {
 		replies = append(replies, exchange(t, "udp", e.udp, edns(question("Casino.Test", dns.TypeA), 1232)))

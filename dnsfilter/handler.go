@@ -226,9 +226,21 @@ func (s *Server) finish(r *dns.Msg, ans *answer, tcp bool) *dns.Msg {
 	return m
 }
 
-// emit hands the query's events to the Emitter after the reply is out. It
-// outlives a shutdown's cancellation: an event is never dropped silently.
+// emit hands the query's events to the Emitter after the reply is out,
+// folding repeats (fold.go). It may reuse evs's storage.
 func (s *Server) emit(evs []events.Event) {
+	if len(evs) == 0 || s.emitter == nil {
+		return
+	}
+	if s.fold != nil {
+		evs = s.fold.filter(evs)
+	}
+	s.send(evs)
+}
+
+// send hands events to the Emitter. It outlives a shutdown's
+// cancellation: an event is never dropped silently.
+func (s *Server) send(evs []events.Event) {
 	if len(evs) == 0 || s.emitter == nil {
 		return
 	}

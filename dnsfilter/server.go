@@ -32,6 +32,11 @@ type Server struct {
 	limiter  *clientLimiter
 	judge    *policyJudge
 	ev       *eventMaker
+	// fold folds repeated events (fold.go); nil when off. The sweeper
+	// goroutine sends the follow-ups of closed windows until foldStop.
+	fold     *folder
+	foldStop chan struct{}
+	foldDone chan struct{}
 	now      func() time.Time
 	// realClock says now is time.Now (no test clock injected).
 	realClock bool
@@ -122,6 +127,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 	if s.limiter, err = newClientLimiter(cfg.RateLimit); err != nil {
 		return nil, fmt.Errorf("dns rate limit: %w", err)
 	}
+	s.fold = newFolder(cfg.EventFoldWindow, newID, &s.stats)
 	s.judge = &policyJudge{decider: opts.Decider, ev: ev, stats: &s.stats}
 	hosts, special := normalizeHosts(opts.Hosts), specialNames()
 	s.chain = s.buildChain(opts, hosts, special)
@@ -218,6 +224,10 @@ func (s *Server) Start(ctx context.Context) error {
 			defer s.udpWG.Done()
 			u.serve()
 		}()
+	}
+	if s.fold != nil {
+		s.foldStop, s.foldDone = make(chan struct{}), make(chan struct{})
+		go s.sweepFolds()
 	}
 	s.started = true
 	for i := range s.servers {
@@ -344,7 +354,33 @@ func (s *Server) shutdownLocked(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("waiting for dns servers: %w", ctx.Err()))
 	}
+	if s.foldStop != nil {
+		close(s.foldStop)
+		select {
+		case <-s.foldDone:
+		case <-ctx.Done():
+		}
+		// The counts of windows still open go out now, or they would be
+		// lost with the process.
+		s.send(s.fold.closeAll())
+	}
 	return errors.Join(errs...)
+}
+
+// sweepFolds sends the follow-ups of fold windows that closed, until
+// shutdown.
+func (s *Server) sweepFolds() {
+	defer close(s.foldDone)
+	t := time.NewTicker(s.fold.sweepEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.send(s.fold.expire(s.now()))
+		case <-s.foldStop:
+			return
+		}
+	}
 }
 
 // stopServer stops one miekg/dns server. ShutdownContext on a server that

@@ -174,6 +174,7 @@ func TestBlockAnswerModes(t *testing.T) {
 				c.Block.Answer = tc.mode
 				c.Block.Addresses = tc.addrs
 				c.Block.TTL = 42 * time.Second
+				c.EventFoldWindow = 0 // one event per query (fold_test.go folds them)
 			})
 			for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeMX} {
 				resp := exchange(t, "udp", e.udp, edns(question("casino.test", qt), 1232))

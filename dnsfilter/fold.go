@@ -1,0 +1,148 @@
+package dnsfilter
+
+import (
+	"container/list"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aupguard/aupguard/events"
+)
+
+// A device that cannot resolve a blocked name asks again: browsers retry,
+// prefetch, and ask A, AAAA and HTTPS for every name. One event per packet
+// floods the safeguarding trail with copies of one attempt, and costs the
+// filter most of its time on blocked names. The folder keeps, for each
+// (client, names, decision), a window of event_fold_window from its first
+// event: that first event goes out at once, unchanged; repeats within the
+// window are only counted; when the window closes with repeats, a
+// follow-up goes out — a copy of the first with its own ID, the time of
+// the last repeat, Ref naming the first and Repeats the count. A reviewer
+// thus sees when the attempt began at once, and how long it went on
+// shortly after; no count is lost: windows pushed out by the size cap, and
+// every open window at shutdown, report theirs the same way.
+
+// foldMaxKeys bounds the open windows (about 1 KiB each): far more
+// distinct (client, name) pairs than a school network blocks within a few
+// seconds. When full, the oldest window closes early.
+const foldMaxKeys = 16384
+
+// folder folds repeated events; it is safe for concurrent use.
+type folder struct {
+	window time.Duration
+	max    int
+	newID  func() string
+	stats  *counters
+
+	mu   sync.Mutex
+	open map[string]*list.Element // of *foldEntry
+	// order is oldest window first. Every window has the same length, so
+	// the order they open in is the order they close in.
+	order *list.List
+}
+
+type foldEntry struct {
+	key     string
+	first   events.Event
+	closes  time.Time
+	last    time.Time
+	repeats int
+}
+
+// newFolder returns nil when folding is off (window 0).
+func newFolder(window time.Duration, newID func() string, stats *counters) *folder {
+	if window <= 0 {
+		return nil
+	}
+	return &folder{window: window, max: foldMaxKeys, newID: newID, stats: stats,
+		open: map[string]*list.Element{}, order: list.New()}
+}
+
+// foldKey is what makes two events the same attempt: the client, the name
+// decided on and the name asked, and the decision. The query type is left
+// out on purpose: A, AAAA and HTTPS for one name are one attempt.
+func foldKey(ev *events.Event) string {
+	fail := ""
+	if ev.Error != "" {
+		fail = "!"
+	}
+	return strings.Join([]string{ev.ClientIP, ev.Host, ev.QName, string(ev.Kind), ev.Action, ev.Category, ev.Rule, fail}, "\x00")
+}
+
+// filter returns the events of evs to send now, with the follow-ups of
+// windows that have closed (first, being older); repeats are counted and
+// left out. It reuses evs's storage.
+func (f *folder) filter(evs []events.Event) []events.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var due []events.Event
+	out := evs[:0]
+	for i := range evs {
+		ev := evs[i]
+		due = f.expireLocked(ev.Time, due)
+		key := foldKey(&ev)
+		if el, ok := f.open[key]; ok {
+			e := el.Value.(*foldEntry)
+			e.repeats++
+			if ev.Time.After(e.last) {
+				e.last = ev.Time
+			}
+			f.stats.eventsFolded.Add(1)
+			continue
+		}
+		if len(f.open) >= f.max {
+			due = f.closeLocked(f.order.Front(), due)
+		}
+		f.open[key] = f.order.PushBack(&foldEntry{key: key, first: ev, closes: ev.Time.Add(f.window), last: ev.Time})
+		out = append(out, ev)
+	}
+	if len(due) == 0 {
+		return out
+	}
+	return append(due, out...)
+}
+
+// expire returns the follow-ups of the windows closed by now.
+func (f *folder) expire(now time.Time) []events.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.expireLocked(now, nil)
+}
+
+// closeAll closes every window (at shutdown) and returns the follow-ups.
+func (f *folder) closeAll() []events.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var due []events.Event
+	for f.order.Len() > 0 {
+		due = f.closeLocked(f.order.Front(), due)
+	}
+	return due
+}
+
+func (f *folder) expireLocked(now time.Time, due []events.Event) []events.Event {
+	for el := f.order.Front(); el != nil && !now.Before(el.Value.(*foldEntry).closes); el = f.order.Front() {
+		due = f.closeLocked(el, due)
+	}
+	return due
+}
+
+func (f *folder) closeLocked(el *list.Element, due []events.Event) []events.Event {
+	e := f.order.Remove(el).(*foldEntry)
+	delete(f.open, e.key)
+	if e.repeats == 0 {
+		return due
+	}
+	ev := e.first
+	ev.ID, ev.Time, ev.Ref, ev.Repeats = f.newID(), e.last, e.first.ID, e.repeats
+	ev.Groups = slices.Clone(ev.Groups)
+	return append(due, ev)
+}
+
+// sweepEvery is how often closed windows are looked for, so a follow-up
+// goes out at most this long after its window closes even when its client
+// asks nothing more.
+func (f *folder) sweepEvery() time.Duration {
+	return min(max(f.window/4, 50*time.Millisecond), time.Second)
+}
