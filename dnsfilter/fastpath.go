@@ -2,8 +2,10 @@ package dnsfilter
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"time"
 
 	"github.com/miekg/dns"
@@ -102,6 +104,21 @@ func (s *Server) tick(fs *fastState) {
 
 func newFastState() *fastState {
 	return &fastState{name: make([]byte, 0, maxNameWire), key: make([]byte, 0, maxNameWire+4)}
+}
+
+// safeFastAnswer is fastAnswer on the socket's only reading goroutine,
+// where a panic (a bug in the decision cache, say) would end the process:
+// it is recovered and counted, as the handler does, and the packet goes to
+// the chain, which answers it (SERVFAIL should the same bug strike again).
+func (s *Server) safeFastAnswer(fs *fastState, out, pkt []byte, client netip.Addr) (reply []byte, handled bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.stats.panics.Add(1)
+			s.log.Error("dns fast path panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			reply, handled = nil, false
+		}
+	}()
+	return s.fastAnswer(fs, out, pkt, client)
 }
 
 // fastAnswer tries to answer pkt from client on the fast path, appending

@@ -105,7 +105,7 @@ func (u *udpServer) serve() {
 			}
 			client := from.Addr().Unmap()
 			o := &out[replies]
-			reply, handled := u.s.fastAnswer(fs, o.Buffers[0][:0], pkt, client)
+			reply, handled := u.s.safeFastAnswer(fs, o.Buffers[0][:0], pkt, client)
 			if handled {
 				if reply != nil {
 					o.Buffers[0], o.Addr, o.OOB = reply, m.Addr, src
