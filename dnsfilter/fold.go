@@ -3,7 +3,6 @@ package dnsfilter
 import (
 	"container/list"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -36,14 +35,14 @@ type folder struct {
 	stats  *counters
 
 	mu   sync.Mutex
-	open map[string]*list.Element // of *foldEntry
+	open map[foldKey]*list.Element // of *foldEntry
 	// order is oldest window first. Every window has the same length, so
 	// the order they open in is the order they close in.
 	order *list.List
 }
 
 type foldEntry struct {
-	key     string
+	key     foldKey
 	first   events.Event
 	closes  time.Time
 	last    time.Time
@@ -56,18 +55,21 @@ func newFolder(window time.Duration, newID func() string, stats *counters) *fold
 		return nil
 	}
 	return &folder{window: window, max: foldMaxKeys, newID: newID, stats: stats,
-		open: map[string]*list.Element{}, order: list.New()}
+		open: map[foldKey]*list.Element{}, order: list.New()}
 }
 
 // foldKey is what makes two events the same attempt: the client, the name
 // decided on and the name asked, and the decision. The query type is left
-// out on purpose: A, AAAA and HTTPS for one name are one attempt.
-func foldKey(ev *events.Event) string {
-	fail := ""
-	if ev.Error != "" {
-		fail = "!"
-	}
-	return strings.Join([]string{ev.ClientIP, ev.Host, ev.QName, string(ev.Kind), ev.Action, ev.Category, ev.Rule, fail}, "\x00")
+// out on purpose: A, AAAA and HTTPS for one name are one attempt. Its
+// strings share the event's, so making one allocates nothing.
+type foldKey struct {
+	client, host, qname, kind, action, category, rule string
+	failClosed                                        bool
+}
+
+func keyOf(ev *events.Event) foldKey {
+	return foldKey{client: ev.ClientIP, host: ev.Host, qname: ev.QName, kind: string(ev.Kind), action: ev.Action,
+		category: ev.Category, rule: ev.Rule, failClosed: ev.Error != ""}
 }
 
 // filter returns the events of evs to send now, with the follow-ups of
@@ -81,7 +83,7 @@ func (f *folder) filter(evs []events.Event) []events.Event {
 	for i := range evs {
 		ev := evs[i]
 		due = f.expireLocked(ev.Time, due)
-		key := foldKey(&ev)
+		key := keyOf(&ev)
 		if el, ok := f.open[key]; ok {
 			e := el.Value.(*foldEntry)
 			e.repeats++
