@@ -38,6 +38,10 @@ type policyJudge struct {
 	decider Decider
 	ev      *eventMaker
 	stats   *counters
+	// fold, when set, knows repeats of an attempt whose event went out
+	// (fold.go): they are counted there and make no event.
+	fold *folder
+	now  func() time.Time
 }
 
 // decide asks the decision core about name (the query name or a name in
@@ -60,11 +64,20 @@ func (j *policyJudge) record(q *query, d *verdict.Decision, name string) (blocke
 	switch {
 	case d.Blocked():
 		j.stats.blocked.Add(1)
-		q.events = append(q.events, j.ev.make(q, events.KindBlock, d, name))
+		j.event(q, events.KindBlock, d, name)
 		return true
 	case d.Alert:
 		j.stats.alerts.Add(1)
-		q.events = append(q.events, j.ev.make(q, events.KindAlert, d, name))
+		j.event(q, events.KindAlert, d, name)
 	}
 	return false
+}
+
+// event adds the event of a decision to q.events, unless it repeats one
+// sent within the fold window.
+func (j *policyJudge) event(q *query, kind events.Kind, d *verdict.Decision, name string) {
+	if j.fold != nil && j.fold.repeat(decisionKey(q, kind, d, name), j.now()) {
+		return
+	}
+	q.events = append(q.events, j.ev.make(q, kind, d, name))
 }

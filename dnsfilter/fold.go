@@ -2,11 +2,13 @@ package dnsfilter
 
 import (
 	"container/list"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/aupguard/aupguard/events"
+	"github.com/aupguard/aupguard/verdict"
 )
 
 // A device that cannot resolve a blocked name asks again: browsers retry,
@@ -15,7 +17,9 @@ import (
 // filter most of its time on blocked names. The folder keeps, for each
 // (client, names, decision), a window of event_fold_window from its first
 // event: that first event goes out at once, unchanged; repeats within the
-// window are only counted; when the window closes with repeats, a
+// window are only counted (the policy step asks before it builds their
+// event, so a repeat costs no event at all); when the window closes with
+// repeats, a
 // follow-up goes out — a copy of the first with its own ID, the time of
 // the last repeat, Ref naming the first and Repeats the count. A reviewer
 // thus sees when the attempt began at once, and how long it went on
@@ -63,13 +67,52 @@ func newFolder(window time.Duration, newID func() string, stats *counters) *fold
 // out on purpose: A, AAAA and HTTPS for one name are one attempt. Its
 // strings share the event's, so making one allocates nothing.
 type foldKey struct {
-	client, host, qname, kind, action, category, rule string
-	failClosed                                        bool
+	client                                    netip.Addr
+	host, qname, kind, action, category, rule string
+	failClosed                                bool
 }
 
+// keyOf is the key of an event.
 func keyOf(ev *events.Event) foldKey {
-	return foldKey{client: ev.ClientIP, host: ev.Host, qname: ev.QName, kind: string(ev.Kind), action: ev.Action,
+	client, _ := netip.ParseAddr(ev.ClientIP)
+	return foldKey{client: client, host: ev.Host, qname: ev.QName, kind: string(ev.Kind), action: ev.Action,
 		category: ev.Category, rule: ev.Rule, failClosed: ev.Error != ""}
+}
+
+// decisionKey is the key of the event policyJudge.record would make for a
+// decision d about host, so a repeat is known before its event is built
+// (an ID, a clock reading and a copy of the groups per blocked packet).
+// fold_test.go checks it against keyOf of the event really made.
+func decisionKey(q *query, kind events.Kind, d *verdict.Decision, host string) foldKey {
+	return foldKey{client: q.client, host: host, qname: q.name, kind: string(kind), action: string(d.Action),
+		category: d.Category, rule: d.Rule, failClosed: d.Error != ""}
+}
+
+// repeat counts an attempt with key k at now if it falls within an open
+// window, and says so; the caller then makes no event at all. When it
+// says no, the event goes to filter, which decides for good (another
+// packet may have opened the window meanwhile).
+func (f *folder) repeat(k foldKey, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	el, ok := f.open[k]
+	if !ok {
+		return false
+	}
+	e := el.Value.(*foldEntry)
+	if !now.Before(e.closes) {
+		return false
+	}
+	f.countLocked(e, now)
+	return true
+}
+
+func (f *folder) countLocked(e *foldEntry, at time.Time) {
+	e.repeats++
+	if at.After(e.last) {
+		e.last = at
+	}
+	f.stats.eventsFolded.Add(1)
 }
 
 // filter returns the events of evs to send now, with the follow-ups of
@@ -85,12 +128,7 @@ func (f *folder) filter(evs []events.Event) []events.Event {
 		due = f.expireLocked(ev.Time, due)
 		key := keyOf(&ev)
 		if el, ok := f.open[key]; ok {
-			e := el.Value.(*foldEntry)
-			e.repeats++
-			if ev.Time.After(e.last) {
-				e.last = ev.Time
-			}
-			f.stats.eventsFolded.Add(1)
+			f.countLocked(el.Value.(*foldEntry), ev.Time)
 			continue
 		}
 		if len(f.open) >= f.max {

@@ -2,12 +2,14 @@ package dnsfilter
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/aupguard/aupguard/events"
+	"github.com/aupguard/aupguard/verdict"
 )
 
 var foldT0 = time.Date(2026, 9, 1, 10, 0, 0, 0, time.UTC)
@@ -216,5 +218,28 @@ func TestEventFoldWindowIsValidated(t *testing.T) {
 	cfg.EventFoldWindow = 0
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("event_fold_window 0 (off): %v", err)
+	}
+}
+
+// The judge recognises a repeat before it builds the event; the key it
+// uses must be the key of the event it would have built, or repeats would
+// be counted under one key and their first event filed under another.
+func TestDecisionKeyIsTheKeyOfTheEventMade(t *testing.T) {
+	em := &eventMaker{newID: seqIDs(), now: time.Now}
+	for _, client := range []string{"10.0.0.7", "2001:db8::7"} {
+		q := &query{name: "innocent.test", fqdn: "innocent.test.", qtype: dns.TypeAAAA, qclass: dns.ClassINET,
+			client: netip.MustParseAddr(client), groups: []string{"learners"}}
+		for _, d := range []verdict.Decision{
+			{Action: verdict.ActionBlock, Category: "gambling", Rule: "gambling", Severity: "medium"},
+			{Action: verdict.ActionBlock, Category: "gambling", Rule: "default", Error: "policy unavailable"},
+			{Action: verdict.ActionAllow, Category: "hacking", Rule: "hacking", Alert: true},
+		} {
+			for _, kind := range []events.Kind{events.KindBlock, events.KindAlert} {
+				ev := em.make(q, kind, &d, "casino.test")
+				if got, want := decisionKey(q, kind, &d, "casino.test"), keyOf(&ev); got != want {
+					t.Errorf("decisionKey %+v, key of the event %+v", got, want)
+				}
+			}
+		}
 	}
 }

@@ -128,7 +128,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("dns rate limit: %w", err)
 	}
 	s.fold = newFolder(cfg.EventFoldWindow, newID, &s.stats)
-	s.judge = &policyJudge{decider: opts.Decider, ev: ev, stats: &s.stats}
+	s.judge = &policyJudge{decider: opts.Decider, ev: ev, stats: &s.stats, fold: s.fold, now: now}
 	hosts, special := normalizeHosts(opts.Hosts), specialNames()
 	s.chain = s.buildChain(opts, hosts, special)
 	s.fast = newFastPath(opts.Decider, cfg.Cache.Size, special, hosts, safeSearchTable())
