@@ -36,8 +36,21 @@ func TestMaxInflightDropsAndCounts(t *testing.T) {
 		// The held query must outlast the checks made meanwhile.
 		c.Timeout, c.UpstreamTimeout = 30*time.Second, 30*time.Second
 	})
+	// A query leaves the count just after its reply is sent: the client
+	// may be quicker than that.
+	idle := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for e.srv.inflight.Load() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d queries still in flight", e.srv.inflight.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	// Stored for the fast path before the load.
 	exchange(t, "udp", e.udp, question("allowed.test", dns.TypeA))
+	idle()
 
 	gate, arrived := make(chan struct{}), make(chan string, 1)
 	e.up.mu.Lock()
@@ -83,9 +96,11 @@ func TestMaxInflightDropsAndCounts(t *testing.T) {
 	if r := <-held; r == nil || len(r.Answer) != 1 {
 		t.Fatalf("held query: %v", r)
 	}
+	idle()
 	if r := exchange(t, "udp", e.udp, question("mail.allowed.test", dns.TypeA)); len(r.Answer) != 1 {
 		t.Errorf("after the load: %s", r)
 	}
+	idle()
 	if r := exchange(t, "tcp", e.tcp, question("allowed.test", dns.TypeAAAA)); len(r.Answer) != 1 {
 		t.Errorf("TCP after the load: %s", r)
 	}
