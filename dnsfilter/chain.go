@@ -3,6 +3,7 @@ package dnsfilter
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -105,6 +106,10 @@ type query struct {
 	client netip.Addr
 	// groups is set by the clientNet link.
 	groups []string
+	// at is when the query arrived by the server's clock, when the caller
+	// has read it already (the fast path reads it once per batch); zero
+	// means read it when needed.
+	at time.Time
 	// admitted says the query's rate-limit token was already taken: the
 	// fast path takes it right after the client check, as the chain does,
 	// before it hands over what it cannot answer.

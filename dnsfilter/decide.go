@@ -76,8 +76,14 @@ func (j *policyJudge) record(q *query, d *verdict.Decision, name string) (blocke
 // event adds the event of a decision to q.events, unless it repeats one
 // sent within the fold window.
 func (j *policyJudge) event(q *query, kind events.Kind, d *verdict.Decision, name string) {
-	if j.fold != nil && j.fold.repeat(decisionKey(q, kind, d, name), j.now()) {
-		return
+	if j.fold != nil {
+		at := q.at
+		if at.IsZero() {
+			at = j.now()
+		}
+		if j.fold.repeat(decisionKey(q, kind, d, name), at) {
+			return
+		}
 	}
 	q.events = append(q.events, j.ev.make(q, kind, d, name))
 }

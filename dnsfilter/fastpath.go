@@ -195,7 +195,7 @@ func (s *Server) fastAnswer(fs *fastState, out, pkt []byte, client netip.Addr) (
 	s.stats.fast.Add(1)
 	reply = e.reply(out, pkt, &wq, now)
 	if d.Blocked() {
-		q := &query{name: qname, qtype: wq.qtype, qclass: dns.ClassINET, client: client, groups: groups}
+		q := &query{name: qname, qtype: wq.qtype, qclass: dns.ClassINET, client: client, groups: groups, at: now}
 		s.judge.record(q, &d, qname)
 		fs.pending = append(fs.pending, q.events...)
 	} else {
