@@ -376,11 +376,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("events: %w", err))
 	}
 	s.bgCancel()
-	s.bg.Wait()
+	if err := waitCtx(ctx, func() error { s.bg.Wait(); return nil }); err != nil {
+		errs = append(errs, fmt.Errorf("background loops: %w", err))
+	}
 	if s.Redis != nil {
-		if err := s.Redis.Close(); err != nil {
+		if err := waitCtx(ctx, s.Redis.Close); err != nil {
 			errs = append(errs, fmt.Errorf("redis: %w", err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// waitCtx runs fn, a wait that takes no context of its own, and gives up
+// on it when ctx is done: a watcher or a Redis call that does not return
+// must not hold a SIGTERM beyond the drain deadline. The process is
+// exiting then; fn's goroutine goes with it.
+func waitCtx(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("gave up waiting: %w", ctx.Err())
+	}
 }

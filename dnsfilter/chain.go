@@ -3,6 +3,7 @@ package dnsfilter
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -11,23 +12,84 @@ import (
 )
 
 // resolver is one link of the chain. A link either answers the query
-// itself or asks the next link and may rewrite what comes back. The order,
-// built in buildChain, is:
-//
-//	clientNet  → who may use the server at all (cheapest refusal first)
-//	rateLimit  → per-client budget, before anything costs work
-//	special    → DoH canary and Private Relay names: answered whatever the policy says
-//	hosts      → the operator's own names: never filtered, never forwarded
-//	policy     → the decision on the query name, then on the answer's CNAME chain
-//	rfc8482    → ANY gets a minimal answer (after policy, so blocked names stay blocked)
-//	safeSearch → rewrites search engines to their safe targets (needs the decision)
-//	cache      → upstream answers, shared by every client (policy is above it)
-//	upstream   → the configured resolvers, with failover
+// itself or asks the next link and may rewrite what comes back. buildChain
+// lays the links out top-down and says why each sits where it does; the
+// fast path (fastpath.go) answers repeats of the commonest questions
+// without walking the chain, but shares its steps: client network, then
+// rate limit, then policy input (dnsInput) and judgement (policyJudge).
 //
 // Links return an error only when no answer could be made (the handler turns
 // it into SERVFAIL).
 type resolver interface {
 	resolve(ctx context.Context, q *query) (*answer, error)
+}
+
+// link is a resolver that hands what it does not answer to the next one.
+type link interface {
+	resolver
+	setNext(resolver)
+}
+
+// linkNext is embedded by every link but the last: chainOf sets it.
+type linkNext struct{ next resolver }
+
+func (l *linkNext) setNext(r resolver) { l.next = r }
+
+// chainOf wires links in order, each to the one after it and the last to
+// end, and returns the head.
+func chainOf(end resolver, links ...link) resolver {
+	next := end
+	for i := len(links) - 1; i >= 0; i-- {
+		links[i].setNext(next)
+		next = links[i]
+	}
+	return next
+}
+
+// buildChain is the one place the chain's order is decided. It is read top
+// down, the way a query travels:
+func (s *Server) buildChain(opts Options, hosts map[string][]netip.Addr, special map[string]specialName) resolver {
+	localTTL := ttlSeconds(s.cfg.LocalTTL)
+	links := []link{
+		// clientNet: who may use the server at all. The cheapest refusal
+		// comes first, so an outsider costs nothing and the server is never
+		// an open resolver. It also learns the client's groups.
+		&clientNetResolver{identify: opts.Identifier, stats: &s.stats},
+	}
+	if s.limiter != nil {
+		// rateLimit: one budget per client (the fast path draws on the same
+		// buckets, at the same point: right after the client check), before
+		// any link that costs work — policy, cache, upstream.
+		links = append(links, &rateLimitResolver{limiter: s.limiter, stats: &s.stats})
+	}
+	links = append(links,
+		// special: DoH canary and Private Relay names are signals to
+		// clients, answered whatever the policy says.
+		&specialResolver{names: special, ttl: localTTL, ev: s.ev, stats: &s.stats},
+		// hosts: the operator's own names are never filtered and never
+		// forwarded.
+		&hostsResolver{hosts: hosts, ttl: localTTL, stats: &s.stats},
+		// policy: the decision on the query name, then on every name of the
+		// answer's CNAME chain; a block is answered here and never reaches
+		// the cache or the upstreams.
+		&policyResolver{judge: s.judge, blocker: newBlocker(s.cfg.Block)},
+		// rfc8482: ANY gets a minimal answer — after the policy, so blocked
+		// names stay blocked whatever the type.
+		&rfc8482Resolver{stats: &s.stats},
+		// safeSearch: rewrites search engines to their safe targets; it
+		// needs the decision's safe-search mode, so it follows the policy.
+		&safeSearchResolver{table: safeSearchTable(), vips: safeSearchVIPs(), ttl: localTTL, stats: &s.stats, log: s.log},
+	)
+	if s.cache != nil {
+		// cache: upstream answers shared by every client. It sits below
+		// every rewrite and below the policy, so it holds only real,
+		// unfiltered answers and one client's policy never leaks into
+		// another's answer.
+		links = append(links, s.cache)
+	}
+	// upstream: the configured resolvers, with failover; it answers
+	// whatever reaches it.
+	return chainOf(s.ups, links...)
 }
 
 // query is one client question on its way down the chain.
@@ -44,6 +106,14 @@ type query struct {
 	client netip.Addr
 	// groups is set by the clientNet link.
 	groups []string
+	// at is when the query arrived by the server's clock, when the caller
+	// has read it already (the fast path reads it once per batch); zero
+	// means read it when needed.
+	at time.Time
+	// admitted says the query's rate-limit token was already taken: the
+	// fast path takes it right after the client check, as the chain does,
+	// before it hands over what it cannot answer.
+	admitted bool
 	// decision is set by the policy link for the query name; safe search
 	// reads it.
 	decision *verdict.Decision

@@ -56,10 +56,16 @@ type Config struct {
 	LocalTTL time.Duration `yaml:"local_ttl"`
 	// MaxInflight caps queries being answered at once; beyond it queries
 	// are dropped and counted, so a flood cannot exhaust memory.
-	MaxInflight int             `yaml:"max_inflight"`
-	Cache       CacheConfig     `yaml:"cache"`
-	Block       BlockConfig     `yaml:"block"`
-	RateLimit   RateLimitConfig `yaml:"rate_limit"`
+	MaxInflight int `yaml:"max_inflight"`
+	// EventFoldWindow folds repeats of a block or alert event (same
+	// client, name and decision) within this window of the first into that
+	// first event, which is sent at once, and one follow-up carrying
+	// "repeats" (the count) and "ref" (the first event's ID), sent when the
+	// window closes; 0 sends one event per query.
+	EventFoldWindow time.Duration   `yaml:"event_fold_window"`
+	Cache           CacheConfig     `yaml:"cache"`
+	Block           BlockConfig     `yaml:"block"`
+	RateLimit       RateLimitConfig `yaml:"rate_limit"`
 }
 
 // CacheConfig sizes the response cache.
@@ -110,6 +116,7 @@ func DefaultConfig() Config {
 		EDNSMaxSize:     1232,
 		LocalTTL:        60 * time.Second,
 		MaxInflight:     4096,
+		EventFoldWindow: 5 * time.Second,
 		Cache: CacheConfig{
 			Size:        20000,
 			MinTTL:      0,
@@ -127,6 +134,11 @@ func DefaultConfig() Config {
 		},
 	}
 }
+
+// maxFoldWindow bounds event_fold_window: the count of a folded attempt
+// reaches the trail only when its window closes, and a reviewer should
+// not wait long for it.
+const maxFoldWindow = 10 * time.Minute
 
 // maxTTL is RFC 2181's largest TTL.
 const maxTTL = time.Duration(math.MaxInt32) * time.Second
@@ -163,6 +175,10 @@ func (c *Config) Validate() error {
 	errs = append(errs, checkTTL("local_ttl", c.LocalTTL))
 	if c.MaxInflight < 1 {
 		errs = append(errs, field.Errorf("max_inflight", "must be at least 1, got %d", c.MaxInflight))
+	}
+
+	if c.EventFoldWindow < 0 || c.EventFoldWindow > maxFoldWindow {
+		errs = append(errs, field.Errorf("event_fold_window", "must be between 0s (off) and %s, got %s", maxFoldWindow, c.EventFoldWindow))
 	}
 
 	if c.Cache.Size < 0 {

@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/verdict"
 )
@@ -28,14 +26,10 @@ type eventMaker struct {
 // canonical log line too (verdict.LogDecision, at Info): a DNS event's
 // reference finds its line in the log.
 func (e *eventMaker) make(q *query, _ events.Kind, d *verdict.Decision, host string) events.Event {
-	in := verdict.Input{
-		Source:  verdict.SourceDNS,
-		Phase:   verdict.PhaseQuery,
-		Client:  verdict.Client{IP: q.client.String(), Groups: q.groups},
-		Request: verdict.Request{Host: host},
-		DNS:     &verdict.DNSQuestion{QName: q.name, QType: dns.Type(q.qtype).String()},
-		Time:    e.now(),
-	}
+	var in verdict.Input
+	var dq verdict.DNSQuestion
+	dnsInput(&in, &dq, q.client.String(), q.groups, q.name, q.qtype, e.now())
+	in.Request.Host = host // the name decided on: a CNAME in the answer, or the query name
 	ev, _ := events.FromDecision(d, &in, events.BuildOptions{NewID: e.newID, Instance: e.instance})
 	verdict.LogDecision(context.Background(), e.log, &in, d, 0, ev.ID, false)
 	return ev

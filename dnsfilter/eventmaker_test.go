@@ -19,7 +19,8 @@ import (
 // on the fast path (the repeat, answered from the stored block).
 func TestBlockedQueryLogsTheDecisionWithItsEventID(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
-	e := startEnv(t, func(_ *Config, o *Options) {
+	e := startEnv(t, func(c *Config, o *Options) {
+		c.EventFoldWindow = 0 // the repeat must make its own event, on the fast path
 		o.Decider = realCore(t)
 		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	})

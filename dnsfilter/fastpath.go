@@ -2,8 +2,10 @@ package dnsfilter
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"time"
 
 	"github.com/miekg/dns"
@@ -74,6 +76,8 @@ type fastState struct {
 	// and key is its wire-cache key, so the full path can store its reply.
 	wq       wireQuery
 	eligible bool
+	// admitted says the last packet's rate-limit token is taken.
+	admitted bool
 	in       verdict.Input
 	dnsq     verdict.DNSQuestion
 	// The last client's address as a string: a device asks many names in a
@@ -102,11 +106,26 @@ func newFastState() *fastState {
 	return &fastState{name: make([]byte, 0, maxNameWire), key: make([]byte, 0, maxNameWire+4)}
 }
 
+// safeFastAnswer is fastAnswer on the socket's only reading goroutine,
+// where a panic (a bug in the decision cache, say) would end the process:
+// it is recovered and counted, as the handler does, and the packet goes to
+// the chain, which answers it (SERVFAIL should the same bug strike again).
+func (s *Server) safeFastAnswer(fs *fastState, out, pkt []byte, client netip.Addr) (reply []byte, handled bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.stats.panics.Add(1)
+			s.log.Error("dns fast path panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			reply, handled = nil, false
+		}
+	}()
+	return s.fastAnswer(fs, out, pkt, client)
+}
+
 // fastAnswer tries to answer pkt from client on the fast path, appending
 // the reply to out. handled says it did (reply nil: the query is dropped
 // by the rate limit); when it did not, the packet goes to the full path.
 func (s *Server) fastAnswer(fs *fastState, out, pkt []byte, client netip.Addr) (reply []byte, handled bool) {
-	fs.eligible = false
+	fs.eligible, fs.admitted = false, false
 	f := s.fast
 	if f == nil {
 		return nil, false
@@ -122,9 +141,20 @@ func (s *Server) fastAnswer(fs *fastState, out, pkt []byte, client netip.Addr) (
 	fs.wq = wq
 	fs.key = appendWireKey(fs.key[:0], name, &wq)
 	fs.eligible = true
+	// The chain's order: client network, then the rate limit, then the
+	// policy (buildChain).
 	groups, served := s.identify.Identify(client)
 	if !served {
 		return nil, false
+	}
+	if s.limiter != nil {
+		if !s.limiter.allow(client) {
+			s.stats.queries.Add(1)
+			s.stats.rateLimited.Add(1)
+			return nil, true
+		}
+		// The full path must not take a second token for this query.
+		fs.admitted = true
 	}
 	if client != fs.lastClient || fs.lastClientStr == "" {
 		fs.lastClient, fs.lastClientStr = client, client.String()
@@ -162,16 +192,12 @@ func (s *Server) fastAnswer(fs *fastState, out, pkt []byte, client netip.Addr) (
 	}
 
 	s.stats.queries.Add(1)
-	if s.limiter != nil && !s.limiter.allow(client) {
-		s.stats.rateLimited.Add(1)
-		return nil, true
-	}
 	s.stats.fast.Add(1)
 	reply = e.reply(out, pkt, &wq, now)
 	if d.Blocked() {
-		s.stats.blocked.Add(1)
-		q := &query{name: qname, qtype: wq.qtype, qclass: dns.ClassINET, client: client, groups: groups}
-		fs.pending = append(fs.pending, s.ev.make(q, events.KindBlock, &d, qname))
+		q := &query{name: qname, qtype: wq.qtype, qclass: dns.ClassINET, client: client, groups: groups, at: now}
+		s.judge.record(q, &d, qname)
+		fs.pending = append(fs.pending, q.events...)
 	} else {
 		s.stats.cacheHits.Add(1)
 	}
@@ -182,17 +208,10 @@ func (s *Server) fastAnswer(fs *fastState, out, pkt []byte, client netip.Addr) (
 	return reply, true
 }
 
-// fastDecide asks the decision cache about name for the client in fs.
+// fastDecide asks the decision cache about name for the client in fs,
+// with the input the chain's policy link would build (dnsInput).
 func (s *Server) fastDecide(fs *fastState, groups []string, name string, qtype uint16) (verdict.Decision, bool) {
-	fs.dnsq = verdict.DNSQuestion{QName: name, QType: dns.Type(qtype).String()}
-	fs.in = verdict.Input{
-		Source:  verdict.SourceDNS,
-		Phase:   verdict.PhaseQuery,
-		Client:  verdict.Client{IP: fs.lastClientStr, Groups: groups},
-		Request: verdict.Request{Host: name},
-		DNS:     &fs.dnsq,
-		Time:    fs.wall,
-	}
+	dnsInput(&fs.in, &fs.dnsq, fs.lastClientStr, groups, name, qtype, fs.wall)
 	return s.fast.decider.DecideCached(&fs.in)
 }
 

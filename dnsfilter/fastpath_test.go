@@ -93,7 +93,8 @@ func TestFastPathAnswersRepeatsLikeTheFullPath(t *testing.T) {
 }
 
 func TestFastPathBlockRepeatsAreEventsEachTime(t *testing.T) {
-	e := startEnv(t, nil)
+	// Without folding (fold_test.go), every repeat is an event.
+	e := startEnv(t, func(c *Config, _ *Options) { c.EventFoldWindow = 0 })
 	var replies []*dns.Msg
 	for range 3 {
 		replies = append(replies, exchange(t, "udp", e.udp, edns(question("Casino.Test", dns.TypeA), 1232)))
@@ -125,7 +126,10 @@ func TestFastPathBlockRepeatsAreEventsEachTime(t *testing.T) {
 }
 
 func TestFastPathDecidesPerClientAndPerChainName(t *testing.T) {
-	e := startEnv(t, func(_ *Config, o *Options) { o.Identifier = twoGroups{} })
+	e := startEnv(t, func(c *Config, o *Options) {
+		o.Identifier = twoGroups{}
+		c.EventFoldWindow = 0 // every repeat is an event here
+	})
 	const learner, staff = "127.0.0.1", "127.0.0.2"
 
 	// Staff may reach alert.test with an alert: every repeat is an alert,

@@ -46,6 +46,9 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 
 	start := time.Now()
 	q := newQuery(r, clientAddr(w))
+	if fw, ok := w.(*udpWriter); ok {
+		q.admitted = fw.admitted
+	}
 	ctx, cancel := context.WithTimeout(s.base, s.cfg.Timeout)
 	defer cancel()
 	ans, err := s.chain.resolve(ctx, q)
@@ -223,14 +226,27 @@ func (s *Server) finish(r *dns.Msg, ans *answer, tcp bool) *dns.Msg {
 	return m
 }
 
-// emit hands the query's events to the Emitter after the reply is out. It
-// outlives a shutdown's cancellation: an event is never dropped silently.
+// emit hands the query's events to the Emitter after the reply is out,
+// folding repeats (fold.go). It may reuse evs's storage.
 func (s *Server) emit(evs []events.Event) {
 	if len(evs) == 0 || s.emitter == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.base), s.cfg.Timeout)
-	defer cancel()
+	if s.fold != nil {
+		evs = s.fold.filter(evs)
+	}
+	s.send(evs)
+}
+
+// send hands events to the Emitter. It outlives a shutdown's
+// cancellation, so an event is never dropped silently; how long it may
+// wait for room in a full queue is the pipeline's one rule
+// (events.emit_timeout), as for the proxy.
+func (s *Server) send(evs []events.Event) {
+	if len(evs) == 0 || s.emitter == nil {
+		return
+	}
+	ctx := context.WithoutCancel(s.base)
 	for _, ev := range evs {
 		if err := s.emitter.Emit(ctx, ev); err != nil {
 			s.stats.eventErrors.Add(1)

@@ -28,7 +28,9 @@ func listen(ctx context.Context, addr string, n int) ([]net.PacketConn, []net.Li
 	if n > 1 {
 		lc.Control = reusePortControl
 	}
-	const attempts = 8
+	// A busy host can have most TCP ports of the ephemeral range taken by
+	// connections (TIME_WAIT among them) while their UDP twins are free.
+	const attempts = 64
 	var lastErr error
 	for range attempts {
 		pcs, err := bindUDP(ctx, lc, addr, host, n)

@@ -19,7 +19,7 @@ import (
 // for every client; the policy above it is asked on every query, hit or
 // miss.
 type cacheResolver struct {
-	next    resolver
+	linkNext
 	entries *lru.Cache[string, *cacheEntry]
 	flight  singleflight.Group
 	cfg     CacheConfig
@@ -35,15 +35,16 @@ type cacheEntry struct {
 	expires time.Time
 }
 
-func newCacheResolver(next resolver, cfg CacheConfig, now func() time.Time, stats *counters) (resolver, error) {
+// newCacheResolver returns nil when the cache is off (size 0).
+func newCacheResolver(cfg CacheConfig, now func() time.Time, stats *counters) (*cacheResolver, error) {
 	if cfg.Size == 0 {
-		return next, nil
+		return nil, nil
 	}
 	c, err := lru.New[string, *cacheEntry](cfg.Size)
 	if err != nil {
 		return nil, err
 	}
-	return &cacheResolver{next: next, entries: c, cfg: cfg, now: now, stats: stats}, nil
+	return &cacheResolver{entries: c, cfg: cfg, now: now, stats: stats}, nil
 }
 
 // cacheKey is everything the upstream answer depends on.

@@ -12,7 +12,7 @@ import (
 // refused before any other work. It also records the client's groups for
 // the policy link.
 type clientNetResolver struct {
-	next     resolver
+	linkNext
 	identify Identifier
 	stats    *counters
 }

@@ -13,7 +13,7 @@ import (
 // upstream nor be blocked by a list that happens to match it. Special names
 // come first so the hosts file cannot undo the DoH canary.
 type hostsResolver struct {
-	next  resolver
+	linkNext
 	hosts map[string][]netip.Addr // lowercased FQDN → addresses
 	ttl   uint32
 	stats *counters

@@ -4,9 +4,6 @@ import (
 	"context"
 
 	"github.com/miekg/dns"
-
-	"github.com/aupguard/aupguard/events"
-	"github.com/aupguard/aupguard/verdict"
 )
 
 // policyResolver is the fifth link, the reason the server exists. It asks
@@ -22,11 +19,9 @@ import (
 // cache, which holds unfiltered upstream answers shared by all clients so
 // that one client's policy never leaks into another's answer.
 type policyResolver struct {
-	next    resolver
-	decider Decider
+	linkNext
+	judge   *policyJudge
 	blocker *blocker
-	ev      *eventMaker
-	stats   *counters
 }
 
 // maxChainNames bounds the decisions made per answer; real CNAME chains are
@@ -38,9 +33,11 @@ func (r *policyResolver) resolve(ctx context.Context, q *query) (*answer, error)
 		// The root has no categories; priming queries pass.
 		return r.next.resolve(ctx, q)
 	}
-	d := r.decide(ctx, q, q.name)
+	d := r.judge.decide(ctx, q, q.name)
 	q.decision = &d
-	if a := r.judge(q, &d, q.name); a != nil {
+	if r.judge.record(q, &d, q.name) {
+		a := r.blocker.answer(q, &d, q.name)
+		a.block = &d
 		return a, nil
 	}
 	ans, err := r.next.resolve(ctx, q)
@@ -48,47 +45,13 @@ func (r *policyResolver) resolve(ctx context.Context, q *query) (*answer, error)
 		return ans, err
 	}
 	for _, name := range chainNames(ans.msg, q.name) {
-		dn := r.decide(ctx, q, name)
-		if a := r.judge(q, &dn, name); a != nil {
-			r.stats.cnameBlocked.Add(1)
-			return a, nil
+		dn := r.judge.decide(ctx, q, name)
+		if r.judge.record(q, &dn, name) {
+			r.judge.stats.cnameBlocked.Add(1)
+			return r.blocker.answer(q, &dn, name), nil
 		}
 	}
 	return ans, nil
-}
-
-func (r *policyResolver) decide(ctx context.Context, q *query, name string) verdict.Decision {
-	in := &verdict.Input{
-		Source:  verdict.SourceDNS,
-		Phase:   verdict.PhaseQuery,
-		Client:  verdict.Client{IP: q.client.String(), Groups: q.groups},
-		Request: verdict.Request{Host: name},
-		DNS:     &verdict.DNSQuestion{QName: name, QType: dns.Type(q.qtype).String()},
-	}
-	d := r.decider.Decide(ctx, in)
-	if d.Error != "" {
-		r.stats.decisionErrors.Add(1)
-	}
-	return d
-}
-
-// judge records the event a decision calls for and returns the block
-// answer, or nil when the query may proceed.
-func (r *policyResolver) judge(q *query, d *verdict.Decision, name string) *answer {
-	switch {
-	case d.Blocked():
-		r.stats.blocked.Add(1)
-		q.events = append(q.events, r.ev.make(q, events.KindBlock, d, name))
-		a := r.blocker.answer(q, d, name)
-		if name == q.name {
-			a.block = d
-		}
-		return a
-	case d.Alert:
-		r.stats.alerts.Add(1)
-		q.events = append(q.events, r.ev.make(q, events.KindAlert, d, name))
-	}
-	return nil
 }
 
 // chainNames lists the names other than qname that the answer leads the

@@ -18,7 +18,7 @@ import (
 // victim. Buckets live in an LRU bounded by rate_limit.clients, so memory
 // stays bounded whatever the number of sources.
 type rateLimitResolver struct {
-	next    resolver
+	linkNext
 	limiter *clientLimiter
 	stats   *counters
 }
@@ -59,7 +59,7 @@ func (l *clientLimiter) allow(client netip.Addr) bool {
 }
 
 func (r *rateLimitResolver) resolve(ctx context.Context, q *query) (*answer, error) {
-	if !r.limiter.allow(q.client) {
+	if !q.admitted && !r.limiter.allow(q.client) {
 		r.stats.rateLimited.Add(1)
 		return &answer{drop: true, from: "ratelimit"}, nil
 	}

@@ -13,7 +13,7 @@ import (
 // event, and before safe search and the cache so ANY never reaches the
 // upstreams.
 type rfc8482Resolver struct {
-	next  resolver
+	linkNext
 	stats *counters
 }
 

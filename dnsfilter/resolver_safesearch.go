@@ -22,7 +22,7 @@ import (
 // Rewritten answers carry Extended DNS Error 4 (Forged Answer), which
 // RFC 8914 names for exactly this kind of policy rewrite.
 type safeSearchResolver struct {
-	next  resolver
+	linkNext
 	table map[string]safeSearchRule
 	vips  map[string][]netip.Addr
 	ttl   uint32

@@ -22,7 +22,7 @@ import (
 // is a signal the client reads, not a failure to diagnose. Each attempt is
 // a low-severity circumvention event.
 type specialResolver struct {
-	next  resolver
+	linkNext
 	names map[string]specialName
 	ttl   uint32
 	ev    *eventMaker

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -29,7 +30,13 @@ type Server struct {
 	fast     *fastPath
 	identify Identifier
 	limiter  *clientLimiter
+	judge    *policyJudge
 	ev       *eventMaker
+	// fold folds repeated events (fold.go); nil when off. The sweeper
+	// goroutine sends the follow-ups of closed windows until foldStop.
+	fold     *folder
+	foldStop chan struct{}
+	foldDone chan struct{}
 	now      func() time.Time
 	// realClock says now is time.Now (no test clock injected).
 	realClock bool
@@ -42,10 +49,17 @@ type Server struct {
 	pcs []net.PacketConn
 	ls  []net.Listener
 
-	mu       sync.Mutex
-	started  bool
-	stopped  bool
-	servers  []*dns.Server
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	servers []*dns.Server
+	// serving has, per entry of servers, a channel closed once that
+	// server runs (NotifyStartedFunc) or its ActivateAndServe returned:
+	// only then does ShutdownContext stop it (see stopServer).
+	serving []chan struct{}
+	// owned are the sockets the server was started with; shutdown closes
+	// them itself, so a serve loop stops whatever state miekg/dns is in.
+	owned    []io.Closer
 	udp      []*udpServer
 	udpWG    sync.WaitGroup
 	udpAddr  net.Addr
@@ -106,30 +120,17 @@ func New(cfg Config, opts Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, emitter: opts.Emitter, pcs: opts.PacketConns, ls: opts.Listeners,
 		identify: opts.Identifier, ev: ev, now: now, realClock: opts.Now == nil}
 	s.base, s.cancel = context.WithCancel(context.Background())
-	localTTL := ttlSeconds(cfg.LocalTTL)
-
-	// Built from the last link up; chain.go explains the order.
 	s.ups = &upstreamResolver{ups: ups, timeout: cfg.UpstreamTimeout, udpSize: uint16(cfg.EDNSMaxSize), now: now, stats: &s.stats, log: log}
-	var next resolver = s.ups
-	if next, err = newCacheResolver(next, cfg.Cache, now, &s.stats); err != nil {
+	if s.cache, err = newCacheResolver(cfg.Cache, now, &s.stats); err != nil {
 		return nil, fmt.Errorf("dns cache: %w", err)
 	}
-	if c, ok := next.(*cacheResolver); ok {
-		s.cache = c
-	}
-	next = &safeSearchResolver{next: next, table: safeSearchTable(), vips: safeSearchVIPs(), ttl: localTTL, stats: &s.stats, log: log}
-	next = &rfc8482Resolver{next: next, stats: &s.stats}
-	next = &policyResolver{next: next, decider: opts.Decider, blocker: newBlocker(cfg.Block), ev: ev, stats: &s.stats}
-	hosts, special := normalizeHosts(opts.Hosts), specialNames()
-	next = &hostsResolver{next: next, hosts: hosts, ttl: localTTL, stats: &s.stats}
-	next = &specialResolver{next: next, names: special, ttl: localTTL, ev: ev, stats: &s.stats}
 	if s.limiter, err = newClientLimiter(cfg.RateLimit); err != nil {
 		return nil, fmt.Errorf("dns rate limit: %w", err)
 	}
-	if s.limiter != nil {
-		next = &rateLimitResolver{next: next, limiter: s.limiter, stats: &s.stats}
-	}
-	s.chain = &clientNetResolver{next: next, identify: opts.Identifier, stats: &s.stats}
+	s.fold = newFolder(cfg.EventFoldWindow, newID, &s.stats)
+	s.judge = &policyJudge{decider: opts.Decider, ev: ev, stats: &s.stats, fold: s.fold, now: now}
+	hosts, special := normalizeHosts(opts.Hosts), specialNames()
+	s.chain = s.buildChain(opts, hosts, special)
 	s.fast = newFastPath(opts.Decider, cfg.Cache.Size, special, hosts, safeSearchTable())
 	return s, nil
 }
@@ -175,9 +176,13 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 
+	for _, pc := range pcs {
+		s.owned = append(s.owned, pc)
+	}
+	for _, l := range ls {
+		s.owned = append(s.owned, l)
+	}
 	s.serveErr = make(chan error, len(pcs)+len(ls))
-	ready := make(chan struct{}, len(pcs)+len(ls))
-	notify := func() { ready <- struct{}{} }
 	for _, pc := range pcs {
 		if uc, ok := pc.(*net.UDPConn); ok {
 			u, err := newUDPServer(s, uc)
@@ -190,15 +195,24 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		// A PacketConn of another kind (a test double, a wrapped socket)
 		// gets miekg/dns's generic server, without the fast path.
-		s.servers = append(s.servers, &dns.Server{PacketConn: pc, Handler: s, UDPSize: udpReadSize, NotifyStartedFunc: notify})
+		s.servers = append(s.servers, &dns.Server{PacketConn: pc, Handler: s, UDPSize: udpReadSize})
 	}
 	for _, l := range ls {
-		s.servers = append(s.servers, &dns.Server{Listener: l, Handler: s, NotifyStartedFunc: notify})
+		s.servers = append(s.servers, &dns.Server{Listener: l, Handler: s})
 	}
 	for _, srv := range s.servers {
+		serving := make(chan struct{})
+		s.serving = append(s.serving, serving)
+		var once sync.Once
+		mark := func() { once.Do(func() { close(serving) }) }
+		srv.NotifyStartedFunc = mark
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			// A server that fails before it notifies still counts as
+			// settled, so shutdown never waits for a start that will not
+			// come.
+			defer mark()
 			if err := srv.ActivateAndServe(); err != nil {
 				s.serveErr <- err
 			}
@@ -211,21 +225,45 @@ func (s *Server) Start(ctx context.Context) error {
 			u.serve()
 		}()
 	}
+	if s.fold != nil {
+		s.foldStop, s.foldDone = make(chan struct{}), make(chan struct{})
+		go s.sweepFolds()
+	}
 	s.started = true
-	for range s.servers {
+	for i := range s.servers {
 		select {
-		case <-ready:
+		case <-s.serving[i]:
+			select {
+			case err := <-s.serveErr:
+				s.abortStart()
+				return fmt.Errorf("dns serve: %w", err)
+			default:
+			}
 		case err := <-s.serveErr:
-			s.shutdownLocked(context.Background())
+			s.abortStart()
 			return fmt.Errorf("dns serve: %w", err)
 		case <-ctx.Done():
-			s.shutdownLocked(context.Background())
+			s.abortStart()
 			return fmt.Errorf("dns start: %w", ctx.Err())
 		}
 	}
 	s.log.Info("dns filter listening", "udp", addrString(s.udpAddr), "tcp", addrString(s.tcpAddr),
 		"udp_sockets", len(pcs), "upstreams", s.ups.upstreamAddrs())
 	return nil
+}
+
+// startAbortGrace bounds the shutdown of a start-up that was cancelled or
+// failed: the caller is leaving, and the few queries that may have arrived
+// meanwhile are not worth holding a SIGTERM for.
+const startAbortGrace = 2 * time.Second
+
+// abortStart shuts down what Start began; s.mu is held.
+func (s *Server) abortStart() {
+	ctx, cancel := context.WithTimeout(context.Background(), startAbortGrace)
+	defer cancel()
+	if err := s.shutdownLocked(ctx); err != nil {
+		s.log.Warn("dns start aborted; stopping what had started", "err", err)
+	}
 }
 
 // checkLoop refuses to forward to ourselves: with "system" on a host whose
@@ -287,9 +325,16 @@ func (s *Server) shutdownLocked(ctx context.Context) error {
 		s.udpWG.Wait()
 		close(udpDone)
 	}()
-	for _, srv := range s.servers {
-		if err := srv.ShutdownContext(ctx); err != nil {
+	for i, srv := range s.servers {
+		if err := s.stopServer(ctx, srv, s.serving[i]); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// Whatever state a serve loop is in, a closed socket ends it. The UDP
+	// readers close their own once their handlers are done.
+	for _, c := range s.owned {
+		if _, isUDP := c.(*net.UDPConn); !isUDP {
+			_ = c.Close()
 		}
 	}
 	select {
@@ -309,7 +354,68 @@ func (s *Server) shutdownLocked(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("waiting for dns servers: %w", ctx.Err()))
 	}
+	if s.foldStop != nil {
+		close(s.foldStop)
+		select {
+		case <-s.foldDone:
+		case <-ctx.Done():
+		}
+		// The counts of windows still open go out now, or they would be
+		// lost with the process.
+		s.send(s.fold.closeAll())
+	}
 	return errors.Join(errs...)
+}
+
+// sweepFolds sends the follow-ups of fold windows that closed, until
+// shutdown.
+func (s *Server) sweepFolds() {
+	defer close(s.foldDone)
+	t := time.NewTicker(s.fold.sweepEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.send(s.fold.expire(s.now()))
+		case <-s.foldStop:
+			return
+		}
+	}
+}
+
+// stopServer stops one miekg/dns server. ShutdownContext on a server that
+// has not yet marked itself started fails ("server not started") and leaves
+// it to start and serve for ever afterwards, so it is called only once the
+// server runs (serving closed); a server still starting when ctx ends has
+// its socket closed instead, which ends its serve loop as soon as it runs.
+func (s *Server) stopServer(ctx context.Context, srv *dns.Server, serving <-chan struct{}) error {
+	select {
+	case <-serving:
+	case <-ctx.Done():
+		closeSocket(srv)
+		return fmt.Errorf("dns server still starting: %w", ctx.Err())
+	}
+	err := srv.ShutdownContext(ctx)
+	var de *dns.Error
+	if errors.As(err, &de) {
+		// Not started means its ActivateAndServe has already returned
+		// (with the error Start reported); nothing is left to stop.
+		return nil
+	}
+	if err != nil {
+		closeSocket(srv)
+		return fmt.Errorf("dns server shutdown: %w", err)
+	}
+	return nil
+}
+
+func closeSocket(srv *dns.Server) {
+	if srv.Listener != nil {
+		_ = srv.Listener.Close()
+	}
+	if srv.PacketConn != nil {
+		_ = srv.PacketConn.Close()
+	}
 }
 
 // Stats returns a snapshot of the counters.

@@ -50,6 +50,9 @@ type Stats struct {
 	Truncated uint64
 	// EventErrors counts events the Emitter refused.
 	EventErrors uint64
+	// EventsFolded counts events not sent because they repeated one sent
+	// within event_fold_window (their count goes out in a follow-up).
+	EventsFolded uint64
 	// Panics counts handler panics recovered (each is a bug).
 	Panics uint64
 }
@@ -62,6 +65,7 @@ type counters struct {
 	cacheHits, cacheMisses, fast                         atomic.Uint64
 	upstreamQueries, upstreamErrors, upstreamTCP         atomic.Uint64
 	servFail, truncated, eventErrors, panics             atomic.Uint64
+	eventsFolded                                         atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -76,6 +80,6 @@ func (c *counters) snapshot() Stats {
 		UpstreamQueries: c.upstreamQueries.Load(), UpstreamErrors: c.upstreamErrors.Load(),
 		UpstreamTCP: c.upstreamTCP.Load(),
 		ServFail:    c.servFail.Load(), Truncated: c.truncated.Load(), EventErrors: c.eventErrors.Load(),
-		Panics: c.panics.Load(),
+		Panics: c.panics.Load(), EventsFolded: c.eventsFolded.Load(),
 	}
 }

@@ -105,7 +105,7 @@ func (u *udpServer) serve() {
 			}
 			client := from.Addr().Unmap()
 			o := &out[replies]
-			reply, handled := u.s.fastAnswer(fs, o.Buffers[0][:0], pkt, client)
+			reply, handled := u.s.safeFastAnswer(fs, o.Buffers[0][:0], pkt, client)
 			if handled {
 				if reply != nil {
 					o.Buffers[0], o.Addr, o.OOB = reply, m.Addr, src
@@ -113,7 +113,7 @@ func (u *udpServer) serve() {
 				}
 				continue
 			}
-			w := &udpWriter{u: u, remote: from, src: src, pkt: append([]byte(nil), pkt...)}
+			w := &udpWriter{u: u, remote: from, src: src, pkt: append([]byte(nil), pkt...), admitted: fs.admitted}
 			if fs.eligible {
 				w.wq = fs.wq
 				w.key = append([]byte(nil), fs.key...)
@@ -244,6 +244,8 @@ type udpWriter struct {
 	// reading.
 	key []byte
 	wq  wireQuery
+	// admitted says the fast path took the query's rate-limit token.
+	admitted bool
 }
 
 func (w *udpWriter) LocalAddr() net.Addr  { return w.u.conn.LocalAddr() }
@@ -271,9 +273,8 @@ func (w *udpWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (w *udpWriter) Close() error            { return nil }
-func (w *udpWriter) TsigStatus() error       { return nil }
-func (w *udpWriter) TsigTimersOnly(bool)     {}
-func (w *udpWriter) Hijack()                 {}
-func (w *udpWriter) Network() string         { return "udp" }
-func (w *udpWriter) fastKey() ([]byte, bool) { return w.key, w.key != nil }
+func (w *udpWriter) Close() error        { return nil }
+func (w *udpWriter) TsigStatus() error   { return nil }
+func (w *udpWriter) TsigTimersOnly(bool) {}
+func (w *udpWriter) Hijack()             {}
+func (w *udpWriter) Network() string     { return "udp" }

@@ -25,6 +25,20 @@ type BuildOptions struct {
 	Instance string
 }
 
+// KindOf is the kind of event decision d calls for: a block, an alert, or
+// none (ok false).
+func KindOf(d *verdict.Decision) (kind Kind, ok bool) {
+	switch {
+	case d == nil:
+		return "", false
+	case d.Blocked():
+		return KindBlock, true
+	case d.Alert:
+		return KindAlert, true
+	}
+	return "", false
+}
+
 // FromDecision builds the misuse event for a decision, and reports whether
 // the decision is one: a block, or an allowed request the policy marked
 // alert. It is the one builder of decision events: the proxy, the DNS
@@ -32,16 +46,8 @@ type BuildOptions struct {
 // same whoever emitted it. The event gets a new ID (print it on the block
 // page as the reference) and the input's time, or now.
 func FromDecision(d *verdict.Decision, in *verdict.Input, opts BuildOptions) (Event, bool) {
-	if d == nil {
-		return Event{}, false
-	}
-	var kind Kind
-	switch {
-	case d.Blocked():
-		kind = KindBlock
-	case d.Alert:
-		kind = KindAlert
-	default:
+	kind, ok := KindOf(d)
+	if !ok {
 		return Event{}, false
 	}
 	t := time.Now()

@@ -68,6 +68,10 @@ func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"suppressed":`...)
 		b = strconv.AppendInt(b, int64(ev.Suppressed), 10)
 	}
+	if ev.Repeats != 0 {
+		b = append(b, `,"repeats":`...)
+		b = strconv.AppendInt(b, int64(ev.Repeats), 10)
+	}
 	b = appendJSONOptString(b, `,"error":`, ev.Error)
 	return append(b, "}\n"...), nil
 }

@@ -56,6 +56,10 @@ type Event struct {
 	// Suppressed counts alerts for the same learner and category that were
 	// de-duplicated since the previous alert that was sent.
 	Suppressed int `json:"suppressed,omitempty"`
+	// Repeats counts identical events (same client, names and decision)
+	// the DNS filter folded into the event named by Ref within its
+	// event_fold_window; only the follow-up that reports them has it.
+	Repeats int `json:"repeats,omitempty"`
 	// Error records why the policy could not be evaluated, when the action
 	// is the fail-closed default.
 	Error string `json:"error,omitempty"`
