@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/aupguard/aupguard/internal/watch"
 )
 
 // Identity answers who a client is. It is safe for concurrent use; the
@@ -125,12 +125,8 @@ func (id *Identity) Watch(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("identity watch: %w", err)
-	}
-	defer w.Close()
 	files := map[string]bool{}
+	var dirs []string
 	for _, f := range []string{id.auth.htpasswd, id.auth.usersGroups} {
 		if f == "" {
 			continue
@@ -140,33 +136,20 @@ func (id *Identity) Watch(ctx context.Context) error {
 			return fmt.Errorf("identity watch: %w", err)
 		}
 		files[abs] = true
-		if err := w.Add(filepath.Dir(abs)); err != nil {
-			return fmt.Errorf("identity watch %s: %w", filepath.Dir(abs), err)
-		}
+		dirs = append(dirs, filepath.Dir(abs))
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			if files[filepath.Clean(ev.Name)] {
-				timer.Reset(reloadDelay)
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			id.log.Warn("identity: watching credential files", "err", err)
-		case <-timer.C:
-			if err := id.Reload(); err != nil {
-				id.log.Error("identity: reload failed; keeping the previous credentials", "err", err)
-			}
+	err := watch.Run(ctx, watch.Options{
+		Dirs:    dirs,
+		Match:   func(p string) bool { return files[p] },
+		Delay:   reloadDelay,
+		OnError: func(err error) { id.log.Warn("identity: watching credential files", "err", err) },
+	}, func() {
+		if err := id.Reload(); err != nil {
+			id.log.Error("identity: reload failed; keeping the previous credentials", "err", err)
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("identity watch: %w", err)
 	}
+	return nil
 }

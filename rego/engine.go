@@ -8,18 +8,14 @@ package rego
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/aupguard/aupguard/internal/watch"
 
 	"github.com/aupguard/aupguard/verdict"
 )
@@ -167,63 +163,17 @@ func (e *Engine) Watch(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	w, err := fsnotify.NewWatcher()
+	err := watch.Run(ctx, watch.Options{
+		Dirs:      []string{e.opts.Dir},
+		Recursive: true,
+		Delay:     e.opts.Debounce,
+		OnError:   func(err error) { e.log.Warn("policy watcher error", "error", err) },
+	}, func() {
+		// The error is logged and kept in History by Reload.
+		_, _ = e.Reload(ctx, "file change")
+	})
 	if err != nil {
 		return fmt.Errorf("watch policies: %w", err)
 	}
-	defer w.Close()
-	// fsnotify is not recursive: watch every directory of the tree.
-	if err := addTree(w, e.opts.Dir); err != nil {
-		return fmt.Errorf("watch policies: %w", err)
-	}
-	var timer *time.Timer
-	var fire <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			if timer != nil {
-				timer.Stop()
-			}
-			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return errors.New("watch policies: watcher closed")
-			}
-			if ev.Has(fsnotify.Create) {
-				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() {
-					_ = addTree(w, ev.Name)
-				}
-			}
-			if timer == nil {
-				timer = time.NewTimer(e.opts.Debounce)
-			} else {
-				timer.Reset(e.opts.Debounce)
-			}
-			fire = timer.C
-		case err, ok := <-w.Errors:
-			if !ok {
-				return errors.New("watch policies: watcher closed")
-			}
-			e.log.Warn("policy watcher error", "error", err)
-		case <-fire:
-			fire = nil
-			// The error is logged and kept in History by Reload.
-			_, _ = e.Reload(ctx, "file change")
-		}
-	}
-}
-
-func addTree(w *fsnotify.Watcher, root string) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != root && strings.HasPrefix(d.Name(), ".") {
-				return fs.SkipDir
-			}
-			return w.Add(p)
-		}
-		return nil
-	})
+	return nil
 }
