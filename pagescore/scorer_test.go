@@ -1,0 +1,80 @@
+package pagescore
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Thresholds the default policy is proposed to use (see README.md).
+const (
+	blockThreshold = 100
+	alertThreshold = 50
+)
+
+func newScorer(t testing.TB, o Options) *Scorer {
+	t.Helper()
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func score(s *Scorer, page []byte) Result {
+	r := s.Start()
+	r.Write(page)
+	return r.Result()
+}
+
+func readPage(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "pages", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestPages is the over-blocking guard: health, education, news and support
+// pages that mention the words stay below the block threshold in every
+// category, and real gambling, adult and piracy pages score above it in
+// their own category.
+func TestPages(t *testing.T) {
+	s := newScorer(t, Options{})
+	cases := []struct {
+		page     string
+		category string // "" for benign: below block in every category
+	}{
+		{"benign-nhs-sexual-health.html", ""},
+		{"benign-sex-education-teens.html", ""},
+		{"benign-news-gambling-fine.html", ""},
+		{"benign-news-piracy-arrests.html", ""},
+		{"benign-gambling-support-charity.html", ""},
+		{"benign-breast-cancer.html", ""},
+		{"positive-casino-en.html", "gambling"},
+		{"positive-casino-pt.html", "gambling"},
+		{"positive-adult-en.html", "adult"},
+		{"positive-adult-id.html", "adult"},
+		{"positive-torrent-en.html", "piracy"},
+		{"positive-torrent-es.html", "piracy"},
+	}
+	for _, c := range cases {
+		t.Run(c.page, func(t *testing.T) {
+			res := score(s, readPage(t, c.page))
+			t.Logf("%v", res.Scores)
+			for _, m := range res.Matches {
+				t.Logf("  %s %+g x%d %q", m.Category, m.Weight, m.Count, m.Phrase)
+			}
+			for cat, v := range res.Scores {
+				if cat == c.category {
+					if v < blockThreshold {
+						t.Errorf("%s scored %.0f, want >= %d", cat, v, blockThreshold)
+					}
+				} else if v >= alertThreshold {
+					t.Errorf("%s scored %.0f, want < alert threshold %d", cat, v, alertThreshold)
+				}
+			}
+		})
+	}
+}
