@@ -34,6 +34,7 @@ type Scorer struct {
 	a        *automaton
 	maxBytes int64
 	maxPer   uint32
+	start    int32 // the automaton after one space: a page starts at a word boundary
 }
 
 // New compiles the phrase lists.
@@ -59,7 +60,8 @@ func New(o Options) (*Scorer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Scorer{cats: cats, phrases: phrases, a: a, maxBytes: o.MaxBytes, maxPer: uint32(o.MaxPerPhrase)}, nil
+	start := a.delta[int(a.class[' '])]
+	return &Scorer{cats: cats, phrases: phrases, a: a, maxBytes: o.MaxBytes, maxPer: uint32(o.MaxPerPhrase), start: start}, nil
 }
 
 // Categories lists the categories in the order of the list files.
@@ -141,13 +143,13 @@ var rawEnd = [...]string{rawScript: "</script", rawStyle: "</style"}
 
 // Start begins scoring a page.
 func (s *Scorer) Start() *Run {
-	return &Run{s: s, counts: make([]uint32, len(s.phrases)), lastSep: true}
+	return &Run{s: s, counts: make([]uint32, len(s.phrases)), state: s.start, lastSep: true}
 }
 
 // Reset makes r ready for another page without allocating.
 func (r *Run) Reset() {
 	clear(r.counts)
-	*r = Run{s: r.s, counts: r.counts, lastSep: true}
+	*r = Run{s: r.s, counts: r.counts, state: r.s.start, lastSep: true}
 }
 
 // Write feeds the next part of the page. Bytes past Options.MaxBytes and
