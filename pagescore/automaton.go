@@ -52,12 +52,17 @@ var asciiFold = func() (t [128]byte) {
 // right because every pattern starts at a word boundary or inside a word
 // made of pattern bytes.
 type automaton struct {
-	class    [256]uint16
-	nclass   int
-	delta    []int32 // state*nclass + class -> state
-	outStart []int32 // outputs of state s are outs[outStart[s]:outStart[s+1]]
+	class  [256]uint32
+	nclass int
+	// delta[s+class] is the next state, premultiplied by nclass so the
+	// hot loop needs no multiplication, with outFlag set if that state
+	// ends a phrase.
+	delta    []uint32
+	outStart []int32 // outputs of state n are outs[outStart[n]:outStart[n+1]]
 	outs     []int32 // phrase indexes
 }
+
+const outFlag = 1 << 31
 
 const maxStates = 1 << 22
 
@@ -66,17 +71,18 @@ func buildAutomaton(patterns []string) (*automaton, error) {
 	for _, p := range patterns {
 		for i := 0; i < len(p); i++ {
 			if a.class[p[i]] == 0 {
-				a.class[p[i]] = uint16(a.nclass)
+				a.class[p[i]] = uint32(a.nclass)
 				a.nclass++
 			}
 		}
 	}
 	nc := a.nclass
+	var delta []int32
 	// Trie: -1 is "no edge" until the failure links fill it in.
 	newState := func() int32 {
-		s := int32(len(a.delta) / nc)
+		s := int32(len(delta) / nc)
 		for i := 0; i < nc; i++ {
-			a.delta = append(a.delta, -1)
+			delta = append(delta, -1)
 		}
 		return s
 	}
@@ -86,14 +92,14 @@ func buildAutomaton(patterns []string) (*automaton, error) {
 		s := int32(0)
 		for i := 0; i < len(p); i++ {
 			c := int(a.class[p[i]])
-			next := a.delta[int(s)*nc+c]
+			next := delta[int(s)*nc+c]
 			if next < 0 {
 				if len(own) >= maxStates {
 					return nil, fmt.Errorf("pagescore: phrase lists too large (over %d states)", maxStates)
 				}
 				next = newState()
 				own = append(own, nil)
-				a.delta[int(s)*nc+c] = next
+				delta[int(s)*nc+c] = next
 			}
 			s = next
 		}
@@ -107,8 +113,8 @@ func buildAutomaton(patterns []string) (*automaton, error) {
 	// and transitions are complete before the state itself is done.
 	queue := make([]int32, 0, n)
 	for c := 0; c < nc; c++ {
-		if t := a.delta[c]; t < 0 {
-			a.delta[c] = 0
+		if t := delta[c]; t < 0 {
+			delta[c] = 0
 		} else {
 			fail[t] = 0
 			queue = append(queue, t)
@@ -119,10 +125,10 @@ func buildAutomaton(patterns []string) (*automaton, error) {
 		queue = queue[1:]
 		outs[s] = append(append([]int32(nil), own[s]...), outs[fail[s]]...)
 		for c := 0; c < nc; c++ {
-			t := a.delta[int(s)*nc+c]
-			f := a.delta[int(fail[s])*nc+c]
+			t := delta[int(s)*nc+c]
+			f := delta[int(fail[s])*nc+c]
 			if t < 0 {
-				a.delta[int(s)*nc+c] = f
+				delta[int(s)*nc+c] = f
 				continue
 			}
 			fail[t] = f
@@ -135,7 +141,20 @@ func buildAutomaton(patterns []string) (*automaton, error) {
 		a.outs = append(a.outs, outs[s]...)
 	}
 	a.outStart[n] = int32(len(a.outs))
+	if int64(n)*int64(nc) >= outFlag {
+		return nil, fmt.Errorf("pagescore: phrase lists too large (%d states)", n)
+	}
+	a.delta = make([]uint32, len(delta))
+	for i, t := range delta {
+		a.delta[i] = uint32(t) * uint32(nc)
+		if len(outs[t]) > 0 {
+			a.delta[i] |= outFlag
+		}
+	}
 	return a, nil
 }
 
 func (a *automaton) states() int { return len(a.outStart) - 1 }
+
+// step moves from state s (premultiplied, without outFlag) on byte b.
+func (a *automaton) step(s uint32, b byte) uint32 { return a.delta[s+a.class[b]] }

@@ -1,6 +1,7 @@
 package pagescore
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -34,7 +35,7 @@ type Scorer struct {
 	a        *automaton
 	maxBytes int64
 	maxPer   uint32
-	start    int32 // the automaton after one space: a page starts at a word boundary
+	start    uint32 // the automaton after one space: a page starts at a word boundary
 }
 
 // New compiles the phrase lists.
@@ -60,7 +61,7 @@ func New(o Options) (*Scorer, error) {
 	if err != nil {
 		return nil, err
 	}
-	start := a.delta[int(a.class[' '])]
+	start := a.delta[a.class[' ']] &^ outFlag
 	return &Scorer{cats: cats, phrases: phrases, a: a, maxBytes: o.MaxBytes, maxPer: uint32(o.MaxPerPhrase), start: start}, nil
 }
 
@@ -110,8 +111,8 @@ type Run struct {
 	s      *Scorer
 	counts []uint32
 
-	state    int32 // automaton state
-	lastSep  bool  // the last byte fed was the word separator
+	state    uint32 // automaton state, premultiplied
+	lastSep  bool   // the last byte fed was the word separator
 	html     uint8
 	seen     int64
 	finished bool
@@ -164,10 +165,67 @@ func (r *Run) Write(p []byte) (int, error) {
 		r.overflow = true
 	}
 	r.seen += int64(len(p))
-	for _, b := range p {
+	for i := 0; i < len(p); i++ {
+		b := p[i]
+		// Fast paths: skip script bodies and quoted attribute values
+		// with IndexByte, and feed ASCII page text straight to the
+		// automaton.
+		if r.html == stRaw && r.rawIdx == 0 {
+			j := bytes.IndexByte(p[i:], '<')
+			if j < 0 {
+				break
+			}
+			i += j
+			b = '<'
+		} else if r.html == stTag && r.quote != 0 {
+			j := bytes.IndexByte(p[i:], r.quote)
+			if j < 0 {
+				break
+			}
+			i += j
+			b = r.quote
+		}
+		if r.html == stText && r.utfWant == 0 {
+			i = r.asciiText(p, i)
+			if i == len(p) {
+				break
+			}
+			b = p[i]
+		}
 		r.step(b)
 	}
 	return n, nil
+}
+
+// asciiText feeds the run of plain ASCII page text that starts at p[i]
+// straight to the automaton, with its state in registers, and returns
+// where the run ends: most of a page's text goes through this loop.
+func (r *Run) asciiText(p []byte, i int) int {
+	a := r.s.a
+	st, last := r.state, r.lastSep
+	for ; i < len(p); i++ {
+		b := p[i]
+		if b >= 0x80 || b == '<' || b == '&' {
+			break
+		}
+		c := asciiFold[b]
+		if c == 0 {
+			if last {
+				continue
+			}
+			c, last = ' ', true
+		} else {
+			last = false
+		}
+		s := a.delta[st+a.class[c]]
+		st = s &^ outFlag
+		if s&outFlag != 0 {
+			r.state = st
+			r.count()
+		}
+	}
+	r.state, r.lastSep = st, last
+	return i
 }
 
 // step advances the HTML tokenizer by one byte.
@@ -458,10 +516,18 @@ func (r *Run) sep() {
 
 // feed advances the automaton by one normalised byte.
 func (r *Run) feed(b byte) {
+	s := r.s.a.step(r.state, b)
+	r.state = s &^ outFlag
+	if s&outFlag != 0 {
+		r.count()
+	}
+}
+
+// count records the phrases that end in the current state.
+func (r *Run) count() {
 	a := r.s.a
-	s := a.delta[int(r.state)*a.nclass+int(a.class[b])]
-	r.state = s
-	for _, p := range a.outs[a.outStart[s]:a.outStart[s+1]] {
+	n := r.state / uint32(a.nclass)
+	for _, p := range a.outs[a.outStart[n]:a.outStart[n+1]] {
 		r.counts[p]++
 	}
 }
