@@ -84,6 +84,11 @@ type Result struct {
 	// Scores has every category, 0 when nothing matched. Benign
 	// context can make a score negative.
 	Scores map[string]float64
+	// Positive is the part of each score from positive weights alone: a
+	// page with a high Positive and a low Score mentions a category a lot
+	// in a benign context (a news report, a support charity), and a
+	// policy may want an alert rather than silence for it.
+	Positive map[string]float64
 	// Matches are sorted by category, then by weight (strongest first).
 	Matches []Match
 	// Bytes is how much of the page was looked at; Truncated says the
@@ -540,16 +545,26 @@ func (r *Run) Result() Result {
 		r.finished = true
 	}
 	s := r.s
-	res := Result{Scores: make(map[string]float64, len(s.cats)), Bytes: r.seen, Truncated: r.overflow}
+	res := Result{
+		Scores:    make(map[string]float64, len(s.cats)),
+		Positive:  make(map[string]float64, len(s.cats)),
+		Bytes:     r.seen,
+		Truncated: r.overflow,
+	}
 	for _, c := range s.cats {
 		res.Scores[c] = 0
+		res.Positive[c] = 0
 	}
 	for i, n := range r.counts {
 		if n == 0 {
 			continue
 		}
 		p := s.phrases[i]
-		res.Scores[s.cats[p.category]] += p.weight * float64(min(n, s.maxPer))
+		v := p.weight * float64(min(n, s.maxPer))
+		res.Scores[s.cats[p.category]] += v
+		if v > 0 {
+			res.Positive[s.cats[p.category]] += v
+		}
 		res.Matches = append(res.Matches, Match{Category: s.cats[p.category], Phrase: p.text, Weight: p.weight, Count: int(n)})
 	}
 	sort.Slice(res.Matches, func(i, j int) bool {
