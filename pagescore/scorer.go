@@ -2,9 +2,10 @@ package pagescore
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io/fs"
-	"sort"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -555,6 +556,13 @@ func (r *Run) Result() Result {
 		res.Scores[c] = 0
 		res.Positive[c] = 0
 	}
+	found := 0
+	for _, n := range r.counts {
+		if n > 0 {
+			found++
+		}
+	}
+	res.Matches = make([]Match, 0, found)
 	for i, n := range r.counts {
 		if n == 0 {
 			continue
@@ -567,15 +575,12 @@ func (r *Run) Result() Result {
 		}
 		res.Matches = append(res.Matches, Match{Category: s.cats[p.category], Phrase: p.text, Weight: p.weight, Count: int(n)})
 	}
-	sort.Slice(res.Matches, func(i, j int) bool {
-		a, b := res.Matches[i], res.Matches[j]
-		if a.Category != b.Category {
-			return a.Category < b.Category
-		}
-		if a.Weight != b.Weight {
-			return a.Weight > b.Weight
-		}
-		return a.Phrase < b.Phrase
+	slices.SortFunc(res.Matches, func(a, b Match) int {
+		return cmp.Or(
+			cmp.Compare(a.Category, b.Category),
+			cmp.Compare(b.Weight, a.Weight),
+			cmp.Compare(a.Phrase, b.Phrase),
+		)
 	})
 	return res
 }
