@@ -55,6 +55,8 @@ func TestPages(t *testing.T) {
 		{"benign-news-piracy-arrests.html", "", "piracy"},
 		{"benign-gambling-support-charity.html", "", "gambling"},
 		{"benign-breast-cancer.html", "", ""},
+		{"benign-encyclopedia-casino.html", "", "gambling"},
+		{"benign-linux-torrent-download.html", "", "piracy"},
 		{"positive-casino-en.html", "gambling", ""},
 		{"positive-casino-pt.html", "gambling", ""},
 		{"positive-adult-en.html", "adult", ""},
