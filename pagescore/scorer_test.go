@@ -59,6 +59,8 @@ func TestPages(t *testing.T) {
 		{"benign-linux-torrent-download.html", "", "piracy"},
 		{"positive-casino-en.html", "gambling", ""},
 		{"positive-casino-pt.html", "gambling", ""},
+		{"positive-casino-vi.html", "gambling", ""},
+		{"positive-satta-hi.html", "gambling", ""},
 		{"positive-adult-en.html", "adult", ""},
 		{"positive-adult-id.html", "adult", ""},
 		{"positive-torrent-en.html", "piracy", ""},
