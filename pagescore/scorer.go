@@ -21,10 +21,12 @@ type Options struct {
 	// Lists holds one <category>.txt file per category; nil means
 	// [DefaultLists].
 	Lists fs.FS
-	// MaxBytes is how much of the page (raw HTML bytes) is looked at.
+	// MaxBytes is how much of the page (raw HTML bytes) is looked at;
+	// 0 or less means DefaultMaxBytes.
 	MaxBytes int64
 	// MaxPerPhrase is how often one phrase counts toward a score, so a
-	// page cannot reach a threshold by repeating one word.
+	// page cannot reach a threshold by repeating one word; 0 or less
+	// means DefaultMaxPerPhrase.
 	MaxPerPhrase int
 }
 
