@@ -176,10 +176,9 @@ func TestWatchReloadsOnFileChange(t *testing.T) {
 }
 
 func TestOverlayReplacesBuiltinFile(t *testing.T) {
-	builtin := os.DirFS(t.TempDir())
 	bdir := t.TempDir()
 	writeFiles(t, bdir, map[string]string{"main.rego": goodPolicy, "main_test.rego": goodTest})
-	builtin = os.DirFS(bdir)
+	builtin := os.DirFS(bdir)
 	odir := t.TempDir()
 	// Same name: replaces. The built-in test then fails against the
 	// replacement, so the overlay must bring its own test file too.
