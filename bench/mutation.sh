@@ -13,7 +13,8 @@
 # MUTATION_TIMEOUT_COEFFICIENT (default 10: a mutant's test run may take
 # that many times the clean run before it counts as TIMED OUT, which is a
 # kill), MUTATION_WORKERS (default 1: gremlins is CPU heavy, and so are
-# the proxy's and the spool's tests).
+# the proxy's and the spool's tests), MUTATION_EXCLUDE (replaces a target's
+# file exclusion regexp, to score fewer or more files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,8 +69,9 @@ for t in "${targets[@]}"; do
 		exit 2
 	fi
 	args=(unleash --workers "$workers" --test-cpu 1 --timeout-coefficient "$coef" -o "$out/$t.json")
-	if [ -n "${exclude[$t]}" ]; then
-		args+=(-E "${exclude[$t]}")
+	ex=${MUTATION_EXCLUDE-${exclude[$t]}}
+	if [ -n "$ex" ]; then
+		args+=(-E "$ex")
 	fi
 	echo "== $t: $gremlins ${args[*]} ${dir[$t]}"
 	start=$(date +%s)
