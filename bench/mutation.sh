@@ -14,7 +14,10 @@
 # that many times the clean run before it counts as TIMED OUT, which is a
 # kill), MUTATION_WORKERS (default 1: gremlins is CPU heavy, and so are
 # the proxy's and the spool's tests), MUTATION_EXCLUDE (replaces a target's
-# file exclusion regexp, to score fewer or more files).
+# file exclusion regexp, to score fewer or more files), MUTATION_FLAGS
+# (more gremlins flags, such as the mutators off by default:
+# "--invert-logical --invert-assignments --invert-loopctrl
+# --remove-self-assignments --invert-bitwise --invert-bwassign").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,6 +72,8 @@ for t in "${targets[@]}"; do
 		exit 2
 	fi
 	args=(unleash --workers "$workers" --test-cpu 1 --timeout-coefficient "$coef" -o "$out/$t.json")
+	# shellcheck disable=SC2206 # flags split on white space on purpose
+	args+=(${MUTATION_FLAGS:-})
 	ex=${MUTATION_EXCLUDE-${exclude[$t]}}
 	if [ -n "$ex" ]; then
 		args+=(-E "$ex")
