@@ -123,13 +123,30 @@ func TestFleetSharesVerdictsAlertsAndReloads(t *testing.T) {
 
 	// Gambling is an alert: the same learner (client 127.0.0.1) on both
 	// sites within the window raises one alert.
-	eventually(t, "the first alert", func() bool { mu.Lock(); defer mu.Unlock(); return len(alerts) >= 1 })
-	time.Sleep(500 * time.Millisecond)
-	mu.Lock()
-	n := len(alerts)
-	mu.Unlock()
-	if n != 1 {
-		t.Fatalf("%d alerts for one learner and category across two instances", n)
+	// Wait until each instance's alert stage has decided on every event it
+	// spooled (sent or suppressed), so a late duplicate cannot be missed;
+	// then hold the webhook under watch a while longer for one sent anyway.
+	eventually(t, "both alert stages to decide", func() bool {
+		for _, s := range []*Server{a, b} {
+			st := s.Events.Stats()
+			if st.Spooled == 0 || st.Alerts.Considered == 0 || st.Sinks["alerts"].Processed < st.Spooled {
+				return false
+			}
+		}
+		return true
+	})
+	sa, sb := a.Events.Stats().Alerts, b.Events.Stats().Alerts
+	if sent, supp := sa.Sent+sb.Sent, sa.Suppressed+sb.Suppressed; sent != 1 || supp != 1 {
+		t.Fatalf("one learner and category across two instances: %d alerts sent, %d suppressed (site-a %+v, site-b %+v)", sent, supp, sa, sb)
+	}
+	eventually(t, "the alert at the webhook", func() bool { mu.Lock(); defer mu.Unlock(); return len(alerts) >= 1 })
+	for quiet := time.Now().Add(time.Second); time.Now().Before(quiet); time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := len(alerts)
+		mu.Unlock()
+		if n != 1 {
+			t.Fatalf("%d alerts at the webhook for one learner and category across two instances", n)
+		}
 	}
 
 	// A policy change activated on one instance reaches the other.

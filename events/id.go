@@ -2,22 +2,21 @@ package events
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 )
 
 // IDLen is the length of an event ID.
 const IDLen = 26
 
-// crockford is Crockford's base32 alphabet: digits and upper-case letters
-// without I, L, O and U, so an ID read aloud or typed from a screen cannot be
-// confused (I/L read as 1, O as 0).
-const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-// NewID returns a new event ID: a ULID, 48 bits of Unix milliseconds followed
-// by 80 random bits, in Crockford base32 (26 characters).
+// NewID returns a new event ID: a ULID (github.com/oklog/ulid/v2), 48 bits
+// of Unix milliseconds followed by 80 random bits (crypto/rand), in
+// Crockford base32 (26 characters). IDs made in the same millisecond by
+// this process increase: the random part of each is the previous one's
+// plus a random step (up to 2^32), so they sort in the order they were made.
 //
 // Why this shape: the ID is printed on the block page as the learner's
 // "reference", so it must survive being read aloud or retyped (Crockford's
@@ -30,55 +29,34 @@ func NewID() string {
 	return newIDAt(time.Now())
 }
 
+// monotonic is the process's one source of ID entropy: the order within a
+// millisecond can only be kept by remembering the last ID made, so it is
+// shared (behind the reader's own lock, held for one increment).
+var monotonic = &ulid.LockedMonotonicReader{MonotonicReader: ulid.Monotonic(rand.Reader, 0)}
+
 func newIDAt(t time.Time) string {
-	var b [16]byte
-	ms := uint64(t.UnixMilli())
-	b[0] = byte(ms >> 40)
-	b[1] = byte(ms >> 32)
-	b[2] = byte(ms >> 24)
-	b[3] = byte(ms >> 16)
-	b[4] = byte(ms >> 8)
-	b[5] = byte(ms)
-	// crypto/rand.Read never returns an error on supported platforms.
-	_, _ = rand.Read(b[6:])
-	return encodeID(b)
-}
-
-// encodeID writes 128 bits as 26 base32 digits (the top digit holds only 3
-// bits, so a valid ID starts with 0-7).
-func encodeID(b [16]byte) string {
-	hi := binary.BigEndian.Uint64(b[:8])
-	lo := binary.BigEndian.Uint64(b[8:])
-	var out [IDLen]byte
-	for i := IDLen - 1; i >= 0; i-- {
-		out[i] = crockford[lo&31]
-		lo = lo>>5 | hi<<59
-		hi >>= 5
+	ms := ulid.Timestamp(t)
+	id, err := ulid.New(ms, monotonic)
+	if err != nil {
+		// The increments ran out of room within one millisecond (an
+		// astronomically unlikely 2^48 IDs in it): fresh random bits keep
+		// the ID unique, only its order within the millisecond is lost.
+		id = ulid.MustNew(ms, rand.Reader)
 	}
-	return string(out[:])
+	return id.String()
 }
 
-// decodeID parses a canonical (upper-case, 26-character) ID.
-func decodeID(s string) ([16]byte, error) {
-	var b [16]byte
+// decodeID parses an ID (26 Crockford base32 characters; a 128-bit value,
+// so the first is 0-7).
+func decodeID(s string) (ulid.ULID, error) {
 	if len(s) != IDLen {
-		return b, fmt.Errorf("event id %q: want %d characters, got %d", s, IDLen, len(s))
+		return ulid.ULID{}, fmt.Errorf("event id %q: want %d characters, got %d", s, IDLen, len(s))
 	}
-	if s[0] > '7' {
-		return b, fmt.Errorf("event id %q: first character must be 0-7", s)
+	id, err := ulid.ParseStrict(s)
+	if err != nil {
+		return ulid.ULID{}, fmt.Errorf("event id %q: %w", s, err)
 	}
-	var hi, lo uint64
-	for i := 0; i < IDLen; i++ {
-		v := strings.IndexByte(crockford, s[i])
-		if v < 0 {
-			return b, fmt.Errorf("event id %q: invalid character %q at position %d", s, s[i], i+1)
-		}
-		hi = hi<<5 | lo>>59
-		lo = lo<<5 | uint64(v)
-	}
-	binary.BigEndian.PutUint64(b[:8], hi)
-	binary.BigEndian.PutUint64(b[8:], lo)
-	return b, nil
+	return id, nil
 }
 
 // NormalizeID turns an ID as a person typed it (lower case, with spaces or
@@ -116,6 +94,5 @@ func IDTime(id string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	ms := uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(b[2])<<24 | uint64(b[3])<<16 | uint64(b[4])<<8 | uint64(b[5])
-	return time.UnixMilli(int64(ms)).UTC(), nil
+	return b.Timestamp().UTC(), nil
 }

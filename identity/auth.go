@@ -16,6 +16,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 )
 
 // ErrBadCredentials is returned for an unknown user or a wrong password;
@@ -112,13 +113,15 @@ func newAuthenticator(c AuthConfig, now func() time.Time) (*authenticator, error
 		usersGroups: c.UsersGroups,
 		cacheTTL:    c.CacheTTL,
 		now:         now,
-		fails:       newFailures(c.MaxFailures, c.FailureWindow),
 		cacheKey:    make([]byte, 32),
 	}
 	if _, err := rand.Read(a.cacheKey); err != nil {
 		return nil, fmt.Errorf("auth cache key: %w", err)
 	}
 	var err error
+	if a.fails, err = newFailures(c.MaxFailures, c.FailureWindow); err != nil {
+		return nil, err
+	}
 	if a.cache, err = lru.New[[sha256.Size]byte, cacheEntry](cacheSize); err != nil {
 		return nil, fmt.Errorf("auth cache: %w", err)
 	}
@@ -223,77 +226,51 @@ func (a *authenticator) key(user, password string) [sha256.Size]byte {
 	return k
 }
 
-// failures counts failed logins per client address in a fixed window that
-// starts at the first failure. Success does not reset the count: a client
-// that knows one password must not be able to clear the way for guessing
-// another.
+// failures limits failed logins per client address with a token bucket
+// per address (golang.org/x/time/rate, as the DNS filter limits queries):
+// max failures at once, refilled at max per window. A success takes
+// nothing back: a client that knows one password must not be able to
+// clear the way for guessing another. Buckets live in an LRU of
+// maxTracked addresses, so a flood from many addresses cannot grow memory
+// without limit (an evicted address starts again with a full bucket).
 type failures struct {
-	max    int
-	window time.Duration
-	mu     sync.Mutex
-	m      map[netip.Addr]*failCount
+	limit   rate.Limit
+	burst   int
+	buckets *lru.Cache[netip.Addr, *rate.Limiter]
 }
 
-type failCount struct {
-	n     int
-	start time.Time
+func newFailures(max int, window time.Duration) (*failures, error) {
+	c, err := lru.New[netip.Addr, *rate.Limiter](maxTracked)
+	if err != nil {
+		return nil, fmt.Errorf("auth failure table: %w", err)
+	}
+	return &failures{limit: rate.Limit(float64(max) / window.Seconds()), burst: max, buckets: c}, nil
 }
 
-func newFailures(max int, window time.Duration) *failures {
-	return &failures{max: max, window: window, m: map[netip.Addr]*failCount{}}
-}
-
-// limited returns how long ip must still wait, or 0.
+// limited returns how long ip must still wait, or 0. It takes no token.
 func (f *failures) limited(ip netip.Addr, now time.Time) time.Duration {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, ok := f.m[ip]
+	lim, ok := f.buckets.Get(ip)
 	if !ok {
 		return 0
 	}
-	end := c.start.Add(f.window)
-	if !now.Before(end) {
-		delete(f.m, ip)
+	tokens := lim.TokensAt(now)
+	if tokens >= 1 {
 		return 0
 	}
-	if c.n >= f.max {
-		return end.Sub(now)
-	}
-	return 0
+	wait := time.Duration((1 - tokens) / float64(f.limit) * float64(time.Second))
+	return max(wait, time.Nanosecond)
 }
 
+// record takes a token from ip's bucket for a failed login.
 func (f *failures) record(ip netip.Addr, now time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, ok := f.m[ip]
-	if ok && !now.Before(c.start.Add(f.window)) {
-		ok = false
-	}
+	lim, ok := f.buckets.Get(ip)
 	if !ok {
-		if len(f.m) >= maxTracked {
-			f.pruneLocked(now)
-		}
-		c = &failCount{start: now}
-		f.m[ip] = c
-	}
-	c.n++
-}
-
-// pruneLocked drops expired entries and, if the table is still full, an
-// arbitrary quarter of it: memory stays bounded under a flood, at the cost
-// of forgetting some counts.
-func (f *failures) pruneLocked(now time.Time) {
-	for ip, c := range f.m {
-		if !now.Before(c.start.Add(f.window)) {
-			delete(f.m, ip)
+		// Two first failures racing may each create a bucket; the loser's
+		// token is a negligible leak compared to a lock here.
+		lim = rate.NewLimiter(f.limit, f.burst)
+		if prev, found, _ := f.buckets.PeekOrAdd(ip, lim); found {
+			lim = prev
 		}
 	}
-	drop := len(f.m) - maxTracked*3/4
-	for ip := range f.m {
-		if drop <= 0 {
-			break
-		}
-		delete(f.m, ip)
-		drop--
-	}
+	lim.AllowN(now, 1)
 }

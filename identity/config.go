@@ -40,11 +40,12 @@ type AuthConfig struct {
 	UsersGroups string `yaml:"users_groups"`
 	// Realm is shown by browsers in the login prompt.
 	Realm string `yaml:"realm"`
-	// MaxFailures is how many failed logins a client address may make in
-	// FailureWindow before it is refused without checking.
+	// MaxFailures is how many failed logins a client address may make at
+	// once before it is refused without checking.
 	MaxFailures int `yaml:"max_failures"`
-	// FailureWindow is the period failures are counted over; a refused
-	// client may try again when it ends.
+	// FailureWindow is how long the allowance takes to refill: it comes back
+	// at MaxFailures per FailureWindow, so a refused client may try again
+	// after FailureWindow/MaxFailures.
 	FailureWindow time.Duration `yaml:"failure_window"`
 	// CacheTTL is how long a checked user and password is remembered, so
 	// that every request does not pay for bcrypt. 0 disables the cache.

@@ -2,6 +2,7 @@ package rego
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -151,16 +152,26 @@ func TestWatchReloadsOnFileChange(t *testing.T) {
 	activated := make(chan string, 4)
 	e.OnActivate(func(p *Policy) { activated <- p.Revision() })
 	before := e.Current().Revision()
-	// Give the watcher a moment to register before writing.
-	time.Sleep(100 * time.Millisecond)
-	writeFiles(t, dir, map[string]string{"main.rego": goodPolicy + "\n# watched edit\n"})
-	select {
-	case rev := <-activated:
-		if rev == before {
-			t.Fatal("same revision activated")
+	// The watcher registers asynchronously: rewrite the file (each time
+	// with new content) until it has seen a change, as a one-off write
+	// made before it registers would never be noticed. Each wait outlasts
+	// the debounce, which every write restarts, and grows.
+	deadline := time.Now().Add(20 * time.Second)
+	wait := 2 * e.opts.Debounce
+	for i := 0; ; i++ {
+		writeFiles(t, dir, map[string]string{"main.rego": goodPolicy + fmt.Sprintf("\n# watched edit %d\n", i)})
+		select {
+		case rev := <-activated:
+			if rev == before {
+				t.Fatal("same revision activated")
+			}
+			return
+		case <-time.After(wait):
+			wait *= 2
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("watcher did not reload after a file change")
+		if time.Now().After(deadline) {
+			t.Fatal("watcher did not reload after a file change")
+		}
 	}
 }
 

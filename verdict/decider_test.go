@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,12 +253,25 @@ func (g *gated) Evaluate(ctx context.Context, in *verdict.Input) (verdict.Decisi
 
 type gatedSource struct{ p *gated }
 
+// missingShared is a shared cache that holds nothing and counts the
+// lookups, which the decider makes after an L1 miss and right before it
+// joins (or starts) the evaluation of that key.
+type missingShared struct{ gets atomic.Int64 }
+
+func (m *missingShared) Get(context.Context, string) (verdict.Decision, bool) {
+	m.gets.Add(1)
+	return verdict.Decision{}, false
+}
+
+func (m *missingShared) Set(context.Context, string, verdict.Decision, time.Duration) {}
+
 func (s gatedSource) Active() verdict.Policy { return s.p }
 
 func TestConcurrentIdenticalMissesCollapse(t *testing.T) {
 	e, _ := dirEngine(t, map[string]string{"main.rego": ttlPolicy})
 	g := &gated{Policy: e.Active(), started: make(chan struct{}, 100), release: make(chan struct{})}
-	d := verdict.NewDecider(gatedSource{g}, buildLists(t, testLists), verdict.Options{CacheSize: 10})
+	misses := &missingShared{}
+	d := verdict.NewDecider(gatedSource{g}, buildLists(t, testLists), verdict.Options{CacheSize: 10, Shared: misses})
 	const n = 20
 	var wg sync.WaitGroup
 	results := make([]verdict.Decision, n)
@@ -276,13 +290,15 @@ func TestConcurrentIdenticalMissesCollapse(t *testing.T) {
 		}
 		return ready
 	}()
-	// Wait until every other caller has reached the decider (they block in
-	// the collapse or behind it), then let the one evaluation finish.
+	// Wait until every caller has missed both caches (the shared one is
+	// asked just before the collapse), then let the one evaluation finish.
 	deadline := time.Now().Add(10 * time.Second)
-	for d.Stats().Decisions < n && time.Now().Before(deadline) {
+	for misses.gets.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d callers missed the caches", misses.gets.Load(), n)
+		}
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond)
 	close(g.release)
 	wg.Wait()
 	for i, r := range results {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/aupguard/aupguard/internal/testutil"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -132,7 +133,21 @@ func TestServeDrainsRequestInFlightOnSIGTERM(t *testing.T) {
 	}()
 	<-arrived
 	s.cancel() // what SIGTERM does in main
-	time.Sleep(200 * time.Millisecond)
+	// Release the origin only once the drain is under way (the proxy no
+	// longer accepts), so the request is in flight during shutdown, not
+	// finished before it begins.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.proxy, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the proxy still accepts connections after the cancel")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	close(release)
 	r := <-res
 	if r.err != nil || r.body != "slow body, complete" {
