@@ -70,6 +70,7 @@ var dnsMetrics = []statMetric{
 	{"Truncated", "aupguard_dns_truncated_total", "UDP answers cut to the client's size with TC set.", counter},
 	{"EventErrors", "aupguard_dns_event_errors_total", "Misuse events the event pipeline did not take.", counter},
 	{"Panics", "aupguard_dns_panics_total", "Handler panics recovered (each one is a bug).", counter},
+	{"EventsFolded", "aupguard_dns_events_folded_total", "Repeats of a block or alert within event_fold_window, counted instead of sent as events.", counter},
 }
 
 // ProxyCollector exports the proxy's counters (proxy.Stats) read at
