@@ -1,10 +1,8 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aupguard/aupguard/config"
 	"github.com/aupguard/aupguard/internal/testutil"
 )
 
@@ -27,23 +24,7 @@ dns: {enabled: false}
 policy: {watch: false}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8, "::1/128"]}
 `, t.TempDir(), testutil.SharedData(t), adminListen)
-	cfg, err := config.Parse("admin-guard.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	s, err := NewServer(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	})
+	s := startServer(t, "admin-guard.yaml", yaml)
 	return s
 }
 
@@ -150,23 +131,7 @@ dns: {enabled: true, listen: "127.0.0.1:0", udp_sockets: 1}
 policy: {watch: false}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}
 `, t.TempDir(), testutil.SharedData(t))
-	cfg, err := config.Parse("dns-guard.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	s, err := NewServer(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	})
+	s := startServer(t, "dns-guard.yaml", yaml)
 	_, tcp := s.DNS.Addr()
 	_, port, _ := net.SplitHostPort(tcp.String())
 	code, body := fetch(t, s, "http://127.0.0.1:"+port+"/")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"github.com/aupguard/aupguard/internal/testutil"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aupguard/aupguard/config"
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/internal/testredis"
 )
@@ -42,24 +40,7 @@ redis:
   addrs: ["%s"]
   fanout: {enabled: true}
 `, name, t.TempDir(), testutil.SharedData(t), policyDir, alertURL, redisAddr)
-	cfg, err := config.Parse(name+".yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx := context.Background()
-	s, err := NewServer(ctx, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
+	s := startServer(t, name+".yaml", yaml)
 	return s
 }
 

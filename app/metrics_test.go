@@ -2,21 +2,17 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
-	"github.com/aupguard/aupguard/config"
 	"github.com/aupguard/aupguard/internal/testredis"
 	"github.com/aupguard/aupguard/internal/testutil"
 )
@@ -34,23 +30,7 @@ proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}
 hosts: {www.pokerstars.com: [127.0.0.1]}
 redis: {enabled: true, addrs: ["%s"]}
 `, t.TempDir(), testutil.SharedData(t), testredis.Start(t))
-	cfg, err := config.Parse("lint.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	s, err := NewServer(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
+	s := startServer(t, "lint.yaml", yaml)
 
 	// One decision through each enforcement point.
 	if code := get(t, s, "http://www.pokerstars.com/"); code != http.StatusForbidden {
