@@ -22,15 +22,19 @@ func TestRunSettlesAndMatches(t *testing.T) {
 		done <- Run(ctx, Options{Dirs: []string{dir}, Recursive: true, Delay: 50 * time.Millisecond,
 			Match: func(p string) bool { return filepath.Base(p) != "ignored.txt" }}, func() { runs.Add(1) })
 	}()
+	// waitFor retries cond (which writes) until it holds. Each write
+	// restarts the quiet time, so the pause between tries is longer than
+	// the delay, and doubles: a loaded machine gets more time.
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
+		pause := 200 * time.Millisecond
 		for !cond() {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s", what)
 			}
-			// Rewrite until seen: the watcher may not be installed yet.
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(pause)
+			pause = min(2*pause, 5*time.Second)
 		}
 	}
 	waitFor("a write to be seen", func() bool {
