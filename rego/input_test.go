@@ -77,3 +77,45 @@ func TestParseDecisionTypes(t *testing.T) {
 		t.Error("an array decision accepted")
 	}
 }
+
+// The input document has exactly the leaves of verdict's table
+// (verdict.InputPaths), the one the cache key is built from: a field added
+// to the document and not to the table (or the other way round) fails
+// here, before a policy could read a field the key leaves out.
+func TestInputLeavesAreVerdictsTable(t *testing.T) {
+	in := verdict.Input{
+		Source: verdict.SourceProxy, Phase: verdict.PhaseResponse,
+		Client: verdict.Client{IP: "10.1.2.3", User: "jsmith", Groups: []string{"learners"}},
+		Request: verdict.Request{Method: "POST", Scheme: "https", Host: "a.example", Port: 443, Path: "/p",
+			Query: "q=1", ContentType: "text/plain", ContentLength: 12},
+		Response:   &verdict.Response{Status: 200, ContentType: "text/html", Filename: "a.txt"},
+		DNS:        &verdict.DNSQuestion{QName: "a.example", QType: "A"},
+		Categories: map[string][]string{"social": {"custom"}},
+		Time:       time.Date(2026, 11, 25, 23, 30, 0, 0, time.UTC),
+	}
+	got := map[string]bool{}
+	var walk func(prefix string, v ast.Value)
+	walk = func(prefix string, v ast.Value) {
+		obj, ok := v.(ast.Object)
+		if !ok || prefix == "categories" {
+			got[prefix] = true
+			return
+		}
+		obj.Foreach(func(k, x *ast.Term) {
+			walk(strings.TrimPrefix(prefix+"."+string(k.Value.(ast.String)), "."), x.Value)
+		})
+	}
+	walk("", newInputBuilder(nil).value(&in))
+	want := map[string]bool{}
+	for _, p := range verdict.InputPaths() {
+		want[p] = true
+		if !got[p] {
+			t.Errorf("verdict's table has %s; the input document has no such leaf", p)
+		}
+	}
+	for p := range got {
+		if !want[p] {
+			t.Errorf("the input document has %s; verdict's table (and so the cache key) does not", p)
+		}
+	}
+}

@@ -29,6 +29,12 @@ func NormalizeHost(h string) (string, error) {
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
 		return a.WithZone("").String(), nil
 	}
+	// "*.name" and ".name" are list-entry syntax, which the lists'
+	// normaliser strips; as a host they would decide (and dial) another
+	// name than the one asked for.
+	if s[0] == '*' || s[0] == '.' {
+		return "", fmt.Errorf("host %q is not a host name", h)
+	}
 	n, err := categories.Normalize(s)
 	if err != nil {
 		return "", fmt.Errorf("host %q: %w", h, err)

@@ -23,7 +23,7 @@ func TestNormalizeHost(t *testing.T) {
 			t.Errorf("NormalizeHost(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", ".", "a..b"} {
+	for _, bad := range []string{"", ".", "a..b", "*.example.com", ".example.com", "exa mple.com", "a/b"} {
 		if got, err := verdict.NormalizeHost(bad); err == nil {
 			t.Errorf("NormalizeHost(%q) = %q, want an error", bad, got)
 		}

@@ -90,6 +90,19 @@ var keyFields = []keyField{
 	}},
 }
 
+// InputPaths lists the leaves of the policy input document, dotted
+// ("request.host"; "categories" is one leaf, whatever categories it
+// holds): the table the cache key is built from. The rego package's tests
+// check that the input document it builds has exactly these leaves, so the
+// document and the key cannot drift apart.
+func InputPaths() []string {
+	out := make([]string, len(keyFields))
+	for i, f := range keyFields {
+		out[i] = f.path
+	}
+	return out
+}
+
 // keyPlan is the subset of keyFields a policy revision reads.
 type keyPlan struct {
 	fields   []keyField
