@@ -196,16 +196,7 @@ func TestSpoolKeepsAcknowledgedEventsAfterSIGKILL(t *testing.T) {
 			eventually(t, "the sink to read the whole spool", func() bool { return sink.count(marker.ID) > 0 })
 
 			ids, bad := spoolContents(t, p.Dir())
-			missing := 0
-			for _, id := range acked {
-				if ids[id] != 1 || sink.count(id) != 1 {
-					missing++
-					if missing <= 5 {
-						t.Errorf("acknowledged event %s: %d times in the spool, delivered %d times", id, ids[id], sink.count(id))
-					}
-				}
-			}
-			if missing > 0 {
+			if missing := notExactlyOnce(t, ids, sink, acked, "acknowledged"); missing > 0 {
 				t.Fatalf("%d of %d acknowledged events not in the spool exactly once after SIGKILL", missing, len(acked))
 			}
 			corrupt := p.Stats().Sinks["store"].CorruptLines

@@ -191,16 +191,7 @@ func TestSpoolOnFullDiskRecoversEveryAcceptedEvent(t *testing.T) {
 	if len(bad) > 0 {
 		t.Errorf("spool lines that are not whole events: %v", bad)
 	}
-	lost := 0
-	for _, id := range accepted {
-		if ids[id] != 1 || sink.count(id) != 1 {
-			lost++
-			if lost <= 5 {
-				t.Errorf("accepted event %s: %d times in the spool, %d delivered", id, ids[id], sink.count(id))
-			}
-		}
-	}
-	if lost > 0 {
+	if lost := notExactlyOnce(t, ids, sink, accepted, "accepted"); lost > 0 {
 		t.Errorf("%d of %d accepted events not written and delivered exactly once", lost, len(accepted))
 	}
 	if len(ids) != len(accepted)+1 {

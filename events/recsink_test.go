@@ -81,3 +81,20 @@ func spoolContents(t *testing.T, dir string) (ids map[string]int, bad []string) 
 	}
 	return ids, bad
 }
+
+// notExactlyOnce reports (the first few) and counts the events of want
+// that are not in the spool exactly once or not delivered to sink exactly
+// once; what names them in the report ("acknowledged", "accepted").
+func notExactlyOnce(t *testing.T, spool map[string]int, sink *recSink, want []string, what string) int {
+	t.Helper()
+	n := 0
+	for _, id := range want {
+		if spool[id] != 1 || sink.count(id) != 1 {
+			n++
+			if n <= 5 {
+				t.Errorf("%s event %s: %d times in the spool, delivered %d times", what, id, spool[id], sink.count(id))
+			}
+		}
+	}
+	return n
+}
