@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,35 +16,18 @@ import (
 	"time"
 
 	"github.com/aupguard/aupguard/categories"
+	"github.com/aupguard/aupguard/internal/testutil"
 )
 
-// buildOnce builds the aupguard binary once per test run, for the tests
-// that run it as a process of its own (environment, signals).
-var buildOnce struct {
-	sync.Once
-	path string
-	err  error
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.RemoveBinary()
+	os.Exit(code)
 }
 
-func aupguardBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "aupguard-bin")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.path = filepath.Join(dir, "aupguard")
-		out, err := exec.Command("go", "build", "-o", buildOnce.path, ".").CombinedOutput()
-		if err != nil {
-			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
-	}
-	return buildOnce.path
-}
+// aupguardBinary is the binary under test, built once per run, for the
+// tests that run it as a process of its own (environment, signals).
+func aupguardBinary(t *testing.T) string { return testutil.AupguardBinary(t) }
 
 // blackHole accepts connections and never answers, like a network that
 // drops packets: a fetch through it waits until its timeout.
