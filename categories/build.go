@@ -128,35 +128,41 @@ type loader struct {
 	cfg    Config
 	logger *slog.Logger
 	fetch  *fetcher
+	// planned is what a build loads; the configuration does not change
+	// for a loader's life, so it is worked out once.
+	planned []planned
 }
 
 func newLoader(cfg Config, logger *slog.Logger) *loader {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &loader{cfg: cfg, logger: logger, fetch: newFetcher(cfg, logger)}
+	return &loader{cfg: cfg, logger: logger, fetch: newFetcher(cfg, logger), planned: plan(cfg)}
 }
 
-// plan lists what a build loads, in order: the default sources (less
-// those switched off or replaced by a configured source of the same name;
-// read from the mirror when there is one), the configured sources, and
-// the seed, which is always loaded.
-func (l *loader) plan() []planned {
+// plan returns what a build loads.
+func (l *loader) plan() []planned { return l.planned }
+
+// plan lists what a build of cfg loads, in order: the default sources
+// (less those switched off or replaced by a configured source of the same
+// name; read from the mirror when there is one), the configured sources,
+// and the seed, which is always loaded.
+func plan(cfg Config) []planned {
 	var out []planned
-	if l.cfg.Defaults {
+	if cfg.Defaults {
 		for _, d := range DefaultSources() {
-			if slices.Contains(l.cfg.Disable, d.Name) ||
-				slices.ContainsFunc(l.cfg.Sources, func(c Source) bool { return c.Name == d.Name }) {
+			if slices.Contains(cfg.Disable, d.Name) ||
+				slices.ContainsFunc(cfg.Sources, func(c Source) bool { return c.Name == d.Name }) {
 				continue
 			}
 			src := d.Source
-			if l.cfg.Mirror != "" {
-				src.URL, src.URLs, src.Path = "", nil, filepath.Join(l.cfg.Mirror, filepath.FromSlash(d.Mirror))
+			if cfg.Mirror != "" {
+				src.URL, src.URLs, src.Path = "", nil, filepath.Join(cfg.Mirror, filepath.FromSlash(d.Mirror))
 			}
 			out = append(out, planned{src: src})
 		}
 	}
-	for _, s := range l.cfg.Sources {
+	for _, s := range cfg.Sources {
 		out = append(out, planned{src: s})
 	}
 	return append(out, planned{src: Source{Name: SeedName}, seed: true})

@@ -101,7 +101,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		return errors.New("lists manager already started")
 	}
 	m.mu.Lock()
-	stamp := localStamp(m.cfg)
+	stamp := localStamp(m.loader.plan())
 	ix, outs := m.loader.build(ctx, nil, nil)
 	if err := ctx.Err(); err != nil {
 		m.mu.Unlock()
@@ -128,7 +128,7 @@ func (m *Manager) Load(ctx context.Context) error {
 	}
 	defer close(m.done)
 	m.mu.Lock()
-	stamp := localStamp(m.cfg)
+	stamp := localStamp(m.loader.plan())
 	ix, outs := m.loader.build(ctx, nil, nil)
 	if err := ctx.Err(); err != nil {
 		m.mu.Unlock()
@@ -229,7 +229,7 @@ func (m *Manager) refresh(ctx context.Context, force bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	dls, fetchErrs := m.loader.fetchAll(ctx)
-	stamp := localStamp(m.cfg)
+	stamp := localStamp(m.loader.plan())
 	if !force && len(dls) == 0 && stamp == m.stamp {
 		m.record(nil, fetchErrs, false)
 		m.logger.Debug("lists unchanged", "revision", m.Current().Revision())
@@ -374,9 +374,9 @@ func (m *Manager) swap(ix *Index, outs []*loadOutcome, stamp string) {
 	}
 }
 
-// localStamp fingerprints the local files the sources read (size and
-// modification time), so a refresh tick can tell whether to rebuild.
-func localStamp(cfg Config) string {
+// localStamp fingerprints the local files the planned sources read (size
+// and modification time), so a refresh tick can tell whether to rebuild.
+func localStamp(plan []planned) string {
 	var b strings.Builder
 	stat := func(p string) {
 		if st, err := os.Stat(p); err == nil {
@@ -385,7 +385,7 @@ func localStamp(cfg Config) string {
 			fmt.Fprintf(&b, "%s|missing\n", p)
 		}
 	}
-	for _, p := range newLoader(cfg, nil).plan() {
+	for _, p := range plan {
 		s := p.src
 		if s.Path == "" {
 			continue
