@@ -13,7 +13,7 @@ import (
 	"github.com/aupguard/aupguard/internal/testutil"
 )
 
-// serveAdmin runs a whole aupguard with its console on adminListen and the
+// serveAdmin runs a whole aupguard with its admin listener on adminListen and the
 // proxy allowed to reach all of loopback, as a test deployment would.
 func serveAdmin(t *testing.T, adminListen string) *Server {
 	t.Helper()
@@ -52,28 +52,28 @@ func TestAdminUnreachableThroughProxyOnBoundPort(t *testing.T) {
 			s := serveAdmin(t, listen)
 			_, port, _ := net.SplitHostPort(s.AdminAddr().String())
 
-			// The console answers directly, so a refusal below is the guard.
+			// The admin listener answers directly, so a refusal below is the guard.
 			resp, err := http.Get("http://127.0.0.1:" + port + "/readyz")
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("console /readyz directly: %d", resp.StatusCode)
+				t.Fatalf("admin /readyz directly: %d", resp.StatusCode)
 			}
 			origin := newLoopbackOrigin(t)
 			if code, body := fetch(t, s, origin+"/"); code != http.StatusOK || body != "origin" {
 				t.Fatalf("loopback origin through the proxy: %d %q", code, body)
 			}
 
-			// By name, the console must not answer either (localhost may
+			// By name, the admin listener must not answer either (localhost may
 			// also name ::1, where nothing listens: a 502 then).
 			if code, body := fetch(t, s, "http://localhost:"+port+"/readyz"); code == http.StatusOK {
 				t.Errorf("/readyz via localhost through the proxy: %d %q", code, body)
 			}
 			targets := []string{"127.0.0.1", "0.0.0.0", "[::ffff:127.0.0.1]"}
 			if strings.HasPrefix(listen, "0.0.0.0") {
-				// Bound to every address: the port is the console's on
+				// Bound to every address: the port is the admin listener's on
 				// all of loopback and on every interface address.
 				targets = append(targets, "127.0.0.9")
 				targets = append(targets, interfaceAddrs(t)...)

@@ -14,9 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aupguard/aupguard/admin"
 	"github.com/aupguard/aupguard/categories"
 	"github.com/aupguard/aupguard/config"
-	"github.com/aupguard/aupguard/console"
 	"github.com/aupguard/aupguard/dnsfilter"
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/identity"
@@ -27,7 +27,7 @@ import (
 )
 
 // Server is a running aupguard: the decision core, the event pipeline, the
-// proxy, the DNS filter and the admin console.
+// proxy, the DNS filter and the admin listener.
 type Server struct {
 	cfg      *config.Config
 	log      *slog.Logger
@@ -261,15 +261,15 @@ func (s *Server) startAdmin() error {
 	if s.DNS != nil {
 		stats["dns"] = func() any { return s.DNS.Stats() }
 	}
-	collectors := []prometheus.Collector{s.Core.Decider.Collector(), console.ProxyCollector(s.Proxy.Stats), s.Events.Collector(), s.Core.Lists.Collector()}
+	collectors := []prometheus.Collector{s.Core.Decider.Collector(), admin.ProxyCollector(s.Proxy.Stats), s.Events.Collector(), s.Core.Lists.Collector()}
 	if s.DNS != nil {
-		collectors = append(collectors, console.DNSCollector(s.DNS.Stats))
+		collectors = append(collectors, admin.DNSCollector(s.DNS.Stats))
 	}
 	if s.Redis != nil {
 		stats["redis"] = func() any { return s.Redis.Stats() }
 		collectors = append(collectors, s.Redis.Collector())
 	}
-	h, err := console.Handler(console.Deps{
+	h, err := admin.Handler(admin.Deps{
 		Policy:     s.Core.Engine,
 		Lists:      s.Core.Lists,
 		Stats:      stats,
@@ -302,9 +302,9 @@ func (s *Server) startAdmin() error {
 // protectBound hands listeners' bound addresses to the proxy, which
 // refuses to connect clients to them. The configured addresses were given
 // at NewServer, but with port 0 or a host name those say nothing about
-// where a listener is: every listener other than the proxy's (the console,
+// where a listener is: every listener other than the proxy's (the admin listener,
 // the DNS filter's TCP side, any added later) is passed here as soon as it
-// is bound (the console before it serves).
+// is bound (the admin listener before it serves).
 func (s *Server) protectBound(addrs ...net.Addr) error {
 	strs := make([]string, len(addrs))
 	for i, a := range addrs {
@@ -329,7 +329,7 @@ func (s *Server) degraded() string {
 	return ""
 }
 
-// AdminAddr is the console's bound address (nil when disabled).
+// AdminAddr is the admin listener's bound address (nil when disabled).
 func (s *Server) AdminAddr() net.Addr {
 	if s.adminLn == nil {
 		return nil

@@ -19,8 +19,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/aupguard/aupguard/admin"
 	"github.com/aupguard/aupguard/config"
-	"github.com/aupguard/aupguard/console"
 	"github.com/aupguard/aupguard/identity"
 	"github.com/aupguard/aupguard/internal/testutil"
 )
@@ -345,7 +345,7 @@ func TestKubernetesBase(t *testing.T) {
 	}
 
 	// Probes: the paths the real admin handler answers, on the admin port.
-	h, err := console.Handler(console.Deps{})
+	h, err := admin.Handler(admin.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,8 @@
-// Package console is the operators' HTTP listener: liveness and readiness
+// Package admin is the operators' HTTP listener: liveness and readiness
 // probes, Prometheus metrics, and a JSON status API (policy revision and
 // its change history, list sources, counters). It listens on the admin
 // address only, which the proxy refuses to reach.
-package console
+package admin
 
 import (
 	"encoding/json"
@@ -17,7 +17,7 @@ import (
 	"github.com/aupguard/aupguard/rego"
 )
 
-// Deps are what the console reports on. Nil parts are left out.
+// Deps are what the admin listener reports on. Nil parts are left out.
 type Deps struct {
 	Policy *rego.Engine
 	Lists  *categories.Manager
@@ -38,7 +38,7 @@ type Deps struct {
 	Started time.Time
 }
 
-// Handler returns the console's routes.
+// Handler returns the admin listener's routes.
 func Handler(d Deps) (http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	cs := []prometheus.Collector{

@@ -1,4 +1,4 @@
-package console
+package admin
 
 import (
 	"reflect"
@@ -49,7 +49,7 @@ func TestStatsTablesCoverEveryField(t *testing.T) {
 			switch f.Type.Kind() {
 			case reflect.Uint, reflect.Uint32, reflect.Uint64, reflect.Int, reflect.Int32, reflect.Int64, reflect.Float64:
 				if _, ok := inTable[f.Name]; !ok {
-					t.Errorf("%s.%s is not exported on /metrics: add it to the table in console/metrics.go", typ, f.Name)
+					t.Errorf("%s.%s is not exported on /metrics: add it to the table in admin/metrics.go", typ, f.Name)
 				}
 			}
 		}
