@@ -162,10 +162,41 @@ func (s *stage) deliver(ctx context.Context, stop <-chan struct{}, batch []Event
 			s.log.Warn("events: delivery failed; retrying",
 				"stage", s.name, "events", len(batch), "first_id", batch[0].ID, "attempt", attempt+1, "retry_in", wait, "err", err)
 		}
-		if !sleep(ctx, stop, wait) {
+		if !s.sleepOrWake(ctx, stop, wait) {
 			return false
 		}
 	}
+}
+
+// Waker is an optional interface of a Sink that can tell when its receiver
+// is reachable again (a Redis fail-over completed, a restarted server
+// answers), so a failed batch is retried at once instead of after the rest
+// of a back-off that may have grown to minutes. Ready's channel receives
+// (or is closed) when a retry is worth making; the sink decides how it
+// knows. The back-off still applies when no wake comes.
+type Waker interface {
+	Ready() <-chan struct{}
+}
+
+// sleepOrWake is sleep that also ends early when the sink says its
+// receiver is back; false means stop or ctx came first.
+func (s *stage) sleepOrWake(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+	w, ok := s.sink.(Waker)
+	if !ok {
+		return sleep(ctx, stop, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.Ready():
+		s.log.Info("events: receiver is back; retrying now", "stage", s.name)
+	case <-stop:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // commit saves the cursor after a delivered batch. A failed save is
