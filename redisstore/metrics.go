@@ -18,6 +18,7 @@ var (
 	mStreamAdded   = prometheus.NewDesc("aupguard_redis_stream_added_total", "Events added to the Redis stream.", nil, nil)
 	mStreamDups    = prometheus.NewDesc("aupguard_redis_stream_duplicates_total", "Redelivered events already in the stream.", nil, nil)
 	mStreamFails   = prometheus.NewDesc("aupguard_redis_stream_failures_total", "Failed stream delivery attempts (retried).", nil, nil)
+	mStreamWakes   = prometheus.NewDesc("aupguard_redis_stream_wakes_total", "Times Redis answered again after a failed stream delivery and the retry was made at once instead of after its back-off.", nil, nil)
 	mDedupe        = prometheus.NewDesc("aupguard_redis_dedupe_total", "Shared alert de-duplication answers by result: admitted, suppressed, error.", []string{"result"}, nil)
 	mFanoutPub     = prometheus.NewDesc("aupguard_redis_fanout_published_total", "Reload announcements published.", nil, nil)
 	mFanoutPubErr  = prometheus.NewDesc("aupguard_redis_fanout_publish_errors_total", "Failed publish attempts (retried).", nil, nil)
@@ -30,7 +31,7 @@ var (
 // Describe sends every metric description.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mCacheReads, mCacheWrites, mBreakerOpens, mBreakerOpen, mStreamAdded, mStreamDups,
-		mStreamFails, mDedupe, mFanoutPub, mFanoutPubErr, mFanoutRecv, mFanoutReloads, mFanoutRelErr, mFanoutSubs} {
+		mStreamFails, mStreamWakes, mDedupe, mFanoutPub, mFanoutPubErr, mFanoutRecv, mFanoutReloads, mFanoutRelErr, mFanoutSubs} {
 		ch <- d
 	}
 }
@@ -61,6 +62,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(mStreamAdded, st.Added)
 		counter(mStreamDups, st.Duplicates)
 		counter(mStreamFails, st.Failures)
+		counter(mStreamWakes, st.Wakes)
 	}
 	if c.s.dedupe != nil {
 		st := c.s.dedupe.Stats()

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -49,6 +50,10 @@ type Store struct {
 	// timeouts of cache.timeout, so a decision never waits long on it.
 	fast redis.UniversalClient
 
+	// tlsCfg is the built TLS config (nil without TLS), for the
+	// Sentinel connections recovery opens.
+	tlsCfg *tls.Config
+
 	cache  *verdictCache
 	stream *StreamSink
 	dedupe *Deduper
@@ -68,7 +73,8 @@ type Store struct {
 // ErrClosed is returned by Fanout.Run after the Store was closed.
 var ErrClosed = errors.New("redisstore: store closed")
 
-// startRun registers a Fanout.Run; false when the Store is closed.
+// startRun registers a Fanout.Run or a recovery watch; false when the
+// Store is closed.
 func (s *Store) startRun() bool {
 	s.runMu.Lock()
 	defer s.runMu.Unlock()
@@ -142,6 +148,7 @@ func New(cfg Config, opts Options) (*Store, error) {
 		log:      log,
 		instance: instance,
 		nonce:    hex.EncodeToString(nb[:]),
+		tlsCfg:   tlsCfg,
 		closed:   make(chan struct{}),
 	}
 	mainOpts := base

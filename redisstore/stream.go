@@ -60,14 +60,23 @@ type StreamSink struct {
 	s      *Store
 	stream string
 	seen   string
+	rec    *recovery
 
 	added, duplicates, failures atomic.Uint64
 }
 
 func newStreamSink(s *Store) *StreamSink {
 	stream := s.key(s.cfg.Stream.Key)
-	return &StreamSink{s: s, stream: stream, seen: s.key("seen:{", stream, "}:")}
+	k := &StreamSink{s: s, stream: stream, seen: s.key("seen:{", stream, "}:")}
+	// EXISTS on the stream key goes where the script goes: the master of
+	// the stream's slot (Cluster) or the master Sentinel names.
+	k.rec = newRecovery(s, func(ctx context.Context) error { return s.client.Exists(ctx, stream).Err() })
+	return k
 }
+
+// Ready implements events.Waker: it receives when Redis answers again
+// after a failed delivery, so the pipeline retries at once.
+func (k *StreamSink) Ready() <-chan struct{} { return k.rec.ready }
 
 // Name implements events.Sink.
 func (k *StreamSink) Name() string { return StreamSinkName }
@@ -113,6 +122,7 @@ func (k *StreamSink) Deliver(ctx context.Context, batch []events.Event) error {
 	n, err := xaddOnce.Run(ctx, k.s.client, keys, args...).Int64()
 	if err != nil {
 		k.failures.Add(1)
+		k.rec.failed(err)
 		return fmt.Errorf("redis stream %s: adding %d events (first %s): %w", k.stream, len(batch), batch[0].ID, err)
 	}
 	k.added.Add(uint64(n))
@@ -127,11 +137,14 @@ type StreamStats struct {
 	Added      uint64 `json:"added"`
 	Duplicates uint64 `json:"duplicates"`
 	Failures   uint64 `json:"failures"`
+	// Wakes counts the times Redis answered again after a failure and
+	// the pipeline was told to retry without waiting out its back-off.
+	Wakes uint64 `json:"wakes"`
 }
 
 // Stats returns the counters.
 func (k *StreamSink) Stats() StreamStats {
-	return StreamStats{Added: k.added.Load(), Duplicates: k.duplicates.Load(), Failures: k.failures.Load()}
+	return StreamStats{Added: k.added.Load(), Duplicates: k.duplicates.Load(), Failures: k.failures.Load(), Wakes: k.rec.wakes.Load()}
 }
 
 // String names the sink for logs.
