@@ -120,6 +120,9 @@ func (c *verdictCache) Get(ctx context.Context, key string) (verdict.Decision, b
 	default:
 		c.br.failure()
 		c.errs.Add(1)
+		// Under Cluster the key's master may have died and its replica
+		// taken over: have the slot map reloaded (bounded by the breaker).
+		c.s.reloadTopology(context.WithoutCancel(ctx))
 		return verdict.Decision{}, false
 	}
 	d, err := decodeVerdict(b, c.now())

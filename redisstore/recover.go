@@ -27,8 +27,10 @@ const (
 //
 // It runs only between a failure and the first good probe: one goroutine
 // probes with a command routed like the sink's writes (to the master that
-// holds the stream's slot), and under Sentinel it also listens for the
-// Sentinels' +switch-master, so a promotion is tried at once.
+// holds the stream's slot). Under Cluster each probe first has the slot map
+// reloaded, since a dead master sends no MOVED to say its replica took
+// over; under Sentinel the watch also listens for the Sentinels'
+// +switch-master, so a promotion is tried at once.
 type recovery struct {
 	s     *Store
 	probe func(ctx context.Context) error
@@ -113,6 +115,7 @@ func (r *recovery) watch() {
 			r.s.log.Info("redis: Sentinel announced a new master; probing it now")
 		case <-timer.C:
 		}
+		r.s.reloadTopology(ctx)
 		pctx, pcancel := context.WithTimeout(ctx, r.s.cfg.DialTimeout+r.s.cfg.ReadTimeout)
 		err := r.probe(pctx)
 		pcancel()

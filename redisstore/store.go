@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -155,7 +156,7 @@ func New(cfg Config, opts Options) (*Store, error) {
 	// Commands already retry (MaxRetries); retrying each dial on top
 	// would multiply the wait when Redis is down.
 	mainOpts.DialerRetries = 1
-	s.client = redis.NewUniversalClient(&mainOpts)
+	s.client = newClient(&mainOpts)
 	if cfg.Cache.Enabled {
 		fast := base
 		fast.MaxRetries = -1
@@ -164,7 +165,7 @@ func New(cfg Config, opts Options) (*Store, error) {
 		fast.WriteTimeout = cfg.Cache.Timeout
 		fast.PoolTimeout = cfg.Cache.Timeout
 		fast.ContextTimeoutEnabled = true
-		s.fast = redis.NewUniversalClient(&fast)
+		s.fast = newClient(&fast)
 		s.cache = newVerdictCache(s, nil)
 		// Connect now, so the first decision does not pay for the dial
 		// and handshake within cache.timeout.
@@ -191,6 +192,36 @@ func New(cfg Config, opts Options) (*Store, error) {
 		"key_prefix", cfg.KeyPrefix, "cache", cfg.Cache.Enabled, "stream", cfg.Stream.Enabled,
 		"dedupe", cfg.Dedupe.Enabled, "fanout", cfg.Fanout.Enabled, "tls", cfg.TLS.Enabled, "instance", instance)
 	return s, nil
+}
+
+// clusterReload bounds how long a Cluster client keeps a slot map
+// without being told it is wrong. go-redis reloads on MOVED and ASK, but a
+// master that died answers nothing, so without this the slots it served
+// would point at it for go-redis's default of 60s after its replica took
+// over. A reload is one CLUSTER SLOTS, made only while commands flow.
+const clusterReload = 5 * time.Second
+
+// newClient is redis.NewUniversalClient with clusterReload for Cluster.
+func newClient(o *redis.UniversalOptions) redis.UniversalClient {
+	if o.MasterName == "" && len(o.Addrs) > 1 {
+		co := o.Cluster()
+		co.ClusterStateReloadInterval = clusterReload
+		return redis.NewClusterClient(co)
+	}
+	return redis.NewUniversalClient(o)
+}
+
+// reloadTopology asks the Cluster clients to reload the slot map now
+// (asynchronously, coalesced by go-redis): called when commands fail, so a
+// replica promoted in a dead master's place is found at once. A no-op
+// outside Cluster, where Sentinel or the single address already say where
+// to go.
+func (s *Store) reloadTopology(ctx context.Context) {
+	for _, c := range []redis.UniversalClient{s.client, s.fast} {
+		if cc, ok := c.(*redis.ClusterClient); ok {
+			cc.ReloadState(ctx)
+		}
+	}
 }
 
 func mode(c *Config) string {
