@@ -411,3 +411,133 @@ func TestFailoverSentinel(t *testing.T) {
 	checkFanout(t, policyDir, fleet, "after")
 	checkExactlyOnce(t, set.Replica.Client(), fleet...)
 }
+
+// Cluster: three masters with a replica each, three instances. Verdicts
+// and alert de-duplication are shared fleet-wide, the stream and its seen
+// keys share one slot, and the master of that slot is killed under load.
+func TestFailoverCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fail-over drill (about 30s); runs without -short")
+	}
+	cl := testredis.StartCluster(t, 3, 1)
+	hook := newAlertHook(t)
+	policyDir := t.TempDir()
+	redisYAML := fmt.Sprintf("  addrs: [%s]\n", strings.Join(cl.Addrs()[:3], ", ")) // seeds; the client finds the rest
+	fleet := []*Server{
+		drillInstance(t, "site-a", redisYAML, policyDir, hook.srv.URL),
+		drillInstance(t, "site-b", redisYAML, policyDir, hook.srv.URL),
+		drillInstance(t, "site-c", redisYAML, policyDir, hook.srv.URL),
+	}
+	ctx := t.Context()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), DisableIdentity: true})
+	t.Cleanup(func() { cc.Close() })
+
+	// One verdict, three instances: the first evaluates, the others
+	// answer from Redis. One learner, three instances: one alert.
+	learner := newLearner(t, "127.0.0.1")
+	learner.block(t, fleet[0], "shared")
+	testredis.Until(t, 20*time.Second, "the verdict in Redis", func() bool { return fleet[0].Redis.CacheStats().Writes > 0 })
+	for _, s := range fleet[1:] {
+		learner.block(t, s, "shared")
+		if st := s.Core.Decider.Stats(); st.L2Hits != 1 || st.Evaluations != 0 {
+			t.Fatalf("%s should answer from Redis without evaluating: %+v", s.cfg.InstanceName(), st)
+		}
+	}
+	sent := uint64(3)
+	settle(t, fleet, sent)
+	var alerted, suppressed uint64
+	for _, s := range fleet {
+		st := s.Events.Stats().Alerts
+		alerted, suppressed = alerted+st.Sent, suppressed+st.Suppressed
+	}
+	if alerted != 1 || suppressed != 2 {
+		t.Fatalf("one learner on three instances: %d alerts sent, %d suppressed", alerted, suppressed)
+	}
+	if n, err := cc.Exists(ctx, "aupguard:dd:ip:127.0.0.1|gambling").Result(); err != nil || n != 1 {
+		t.Fatalf("the de-duplication key: %d %v", n, err)
+	}
+
+	// Key placement: every seen key is in the stream's slot (the
+	// {aupguard:events} hash tag), and that slot's master holds them all.
+	slot, err := cc.ClusterKeySlot(ctx, "aupguard:events").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := cl.MasterOf(ctx, cl.Nodes[0], slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSlot := func(node *testredis.Server) {
+		t.Helper()
+		c := node.Client()
+		keys, err := c.ClusterGetKeysInSlot(ctx, int(slot), 100000).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		inSlot := map[string]bool{}
+		for _, k := range keys {
+			inSlot[k] = true
+		}
+		if !inSlot["aupguard:events"] {
+			t.Fatalf("slot %d on %s does not hold the stream", slot, node.Addr())
+		}
+		for _, s := range fleet {
+			for _, id := range spooledIDs(t, s) {
+				seen := "aupguard:seen:{aupguard:events}:" + id
+				if ks, err := c.ClusterKeySlot(ctx, seen).Result(); err != nil || ks != slot {
+					t.Fatalf("CLUSTER KEYSLOT %s = %d (%v), the stream's is %d", seen, ks, err, slot)
+				}
+				if !inSlot[seen] {
+					t.Fatalf("%s is not in slot %d on %s", seen, slot, node.Addr())
+				}
+			}
+		}
+	}
+	checkSlot(owner)
+	checkFanout(t, policyDir, fleet, "before")
+
+	var clock failoverClock
+	request := func() {
+		d := learner.block(t, fleet[sent%3], fmt.Sprintf("drill/%d", sent))
+		clock.maxDecision = max(clock.maxDecision, d)
+		sent++
+	}
+	for range 30 {
+		request()
+	}
+	var survivor *testredis.Server
+	for _, n := range cl.Nodes {
+		if n != owner {
+			survivor = n
+			break
+		}
+	}
+	clock.kill = time.Now()
+	owner.Kill()
+	var newOwner *testredis.Server
+	for clock.promoted.IsZero() || time.Since(clock.promoted) < time.Second {
+		request()
+		if clock.promoted.IsZero() {
+			if m, err := cl.MasterOf(ctx, survivor, slot); err == nil && m != owner {
+				newOwner = m
+				clock.promote(ctx, fleet)
+			}
+		}
+		if time.Since(clock.kill) > 45*time.Second {
+			t.Fatal("the cluster did not promote the replica within 45s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	clock.waitDrained(t, 20*time.Second)
+	settle(t, fleet, sent)
+	clock.report(t, "cluster", fleet)
+	if n := checkExactlyOnce(t, newOwner.Client(), fleet...); n != int(sent) {
+		t.Fatalf("%d requests blocked, %d events spooled", sent, n)
+	}
+	checkSlot(newOwner)
+
+	cl.WaitHealthy([]*testredis.Server{owner})
+	checkDedupe(t, hook, fleet, "127.0.0.2", &sent)
+	checkFanout(t, policyDir, fleet, "after")
+	checkExactlyOnce(t, newOwner.Client(), fleet...)
+}
