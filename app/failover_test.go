@@ -541,3 +541,81 @@ func TestFailoverCluster(t *testing.T) {
 	checkFanout(t, policyDir, fleet, "after")
 	checkExactlyOnce(t, newOwner.Client(), fleet...)
 }
+
+// drillOutage is how long TestRedisOutageSpoolsAndDrains keeps Redis
+// down: 12s by default (long enough for the back-off to reach 4-8s, so a
+// drain that waited it out would show), AUPGUARD_DRILL_OUTAGE (a Go
+// duration) for the full-minute run docs/reliability.md reports.
+func drillOutage(t *testing.T) time.Duration {
+	v := os.Getenv("AUPGUARD_DRILL_OUTAGE")
+	if v == "" {
+		return 12 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("AUPGUARD_DRILL_OUTAGE=%q: want a positive Go duration", v)
+	}
+	return d
+}
+
+// Redis (one node, append-only file) is down for a while under load:
+// decisions go on, events wait in each instance's disk spool, and when
+// Redis is back they drain into the stream promptly, each exactly once.
+func TestRedisOutageSpoolsAndDrains(t *testing.T) {
+	if testing.Short() {
+		t.Skip("outage drill (about 25s); runs without -short")
+	}
+	outage := drillOutage(t)
+	srv := testredis.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	hook := newAlertHook(t)
+	policyDir := t.TempDir()
+	redisYAML := fmt.Sprintf("  addrs: [%s]\n", srv.Addr())
+	fleet := []*Server{
+		drillInstance(t, "site-a", redisYAML, policyDir, hook.srv.URL),
+		drillInstance(t, "site-b", redisYAML, policyDir, hook.srv.URL),
+	}
+	learner := newLearner(t, "127.0.0.1")
+	var sent uint64
+	var slowest time.Duration
+	request := func() {
+		slowest = max(slowest, learner.block(t, fleet[sent%2], fmt.Sprintf("outage/%d", sent)))
+		sent++
+	}
+	for range 20 {
+		request()
+	}
+	settle(t, fleet, sent)
+
+	down := time.Now()
+	srv.Kill()
+	before := sent
+	for time.Since(down) < outage {
+		request()
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Everything the outage produced is on disk, none of it in Redis.
+	var backlog uint64
+	for _, s := range fleet {
+		sp, pr, _ := streamStats(s)
+		backlog += sp - pr
+	}
+	if backlog != sent-before {
+		t.Fatalf("%d events blocked during the outage, %d waiting in the spools", sent-before, backlog)
+	}
+	srv.Start()
+	up := time.Now()
+	settle(t, fleet, sent)
+	drained := time.Since(up)
+	t.Logf("redis down %s: %d decisions during the outage (slowest %s), %d events spooled; drained %s after Redis answered",
+		outage.Round(time.Millisecond), sent-before, slowest.Round(time.Millisecond), backlog, drained.Round(time.Millisecond))
+	for _, s := range fleet {
+		sp, _, st := streamStats(s)
+		t.Logf("%s: %d events, stream sink %+v", s.cfg.InstanceName(), sp, st)
+	}
+	if drained > resumeWithin {
+		t.Errorf("the backlog drained %s after Redis answered, want within %s", drained.Round(time.Millisecond), resumeWithin)
+	}
+	if n := checkExactlyOnce(t, srv.Client(), fleet...); n != int(sent) {
+		t.Fatalf("%d requests blocked, %d events spooled", sent, n)
+	}
+}
