@@ -121,6 +121,18 @@ type StreamConfig struct {
 	// BackoffMin and BackoffMax bound the delay between delivery retries.
 	BackoffMin time.Duration `yaml:"backoff_min"`
 	BackoffMax time.Duration `yaml:"backoff_max"`
+	// Replicas is how many replicas must hold a batch before it counts as
+	// delivered (WAIT after the add, on the same connection), or every
+	// replica the master has when it has fewer (a master just promoted
+	// has none). 0 does not wait: replication is asynchronous, so a master
+	// that dies just after acknowledging a batch, before a replica copied
+	// it, takes those events out of the stream for good (the spool has
+	// moved past them). Set 1 with Sentinel or Cluster replicas.
+	Replicas int `yaml:"replicas"`
+	// ReplicaTimeout bounds that wait (less than read_timeout); a batch
+	// fewer replicas acknowledged in time is retried (the retry adds
+	// nothing twice).
+	ReplicaTimeout time.Duration `yaml:"replica_timeout"`
 }
 
 // DedupeConfig configures shared alert de-duplication.
@@ -161,6 +173,8 @@ func DefaultConfig() Config {
 			BatchSize:  100,
 			BackoffMin: 500 * time.Millisecond,
 			BackoffMax: 30 * time.Second,
+
+			ReplicaTimeout: 500 * time.Millisecond,
 		},
 		Dedupe: DedupeConfig{Enabled: true},
 		Fanout: FanoutConfig{Enabled: true, Channel: "reload"},
@@ -250,6 +264,15 @@ func (c *Config) Validate() error {
 			add("stream.batch_size", "must be between 1 and 10000, got %d", c.Stream.BatchSize)
 		}
 		positive("stream.backoff_min", c.Stream.BackoffMin)
+		if c.Stream.Replicas < 0 || c.Stream.Replicas > 16 {
+			add("stream.replicas", "must be between 0 and 16, got %d", c.Stream.Replicas)
+		}
+		if c.Stream.Replicas > 0 {
+			positive("stream.replica_timeout", c.Stream.ReplicaTimeout)
+			if c.Stream.ReplicaTimeout >= c.ReadTimeout {
+				add("stream.replica_timeout", "must be less than read_timeout (%s), which bounds the wait's reply, got %s", c.ReadTimeout, c.Stream.ReplicaTimeout)
+			}
+		}
 		if c.Stream.BackoffMax < c.Stream.BackoffMin {
 			add("stream.backoff_max", "must be at least backoff_min (%s), got %s", c.Stream.BackoffMin, c.Stream.BackoffMax)
 		}

@@ -50,7 +50,7 @@ func newRecovery(s *Store, probe func(ctx context.Context) error) *recovery {
 // one it does not (a script error, a full Redis): only the first starts a
 // watch, so the second keeps its back-off.
 func worthWatching(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, errTooFewReplicas) {
 		return false
 	}
 	var rerr redis.Error

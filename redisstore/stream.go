@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -119,8 +120,17 @@ func (k *StreamSink) Deliver(ctx context.Context, batch []events.Event) error {
 		// String copies, so reusing buf is safe.
 		args = append(args, ev.ID, strings.TrimSuffix(buf.String(), "\n"))
 	}
-	n, err := xaddOnce.Run(ctx, k.s.client, keys, args...).Int64()
+	var n int64
+	var err error
+	if k.s.cfg.Stream.Replicas > 0 {
+		n, err = k.addReplicated(ctx, keys, args)
+	} else {
+		n, err = xaddOnce.Run(ctx, k.s.client, keys, args...).Int64()
+	}
 	if err != nil {
+		if errors.Is(err, errTooFewReplicas) {
+			k.added.Add(uint64(n)) // in the stream; the retry finds them seen
+		}
 		k.failures.Add(1)
 		k.rec.failed(err)
 		return fmt.Errorf("redis stream %s: adding %d events (first %s): %w", k.stream, len(batch), batch[0].ID, err)
@@ -128,6 +138,67 @@ func (k *StreamSink) Deliver(ctx context.Context, batch []events.Event) error {
 	k.added.Add(uint64(n))
 	k.duplicates.Add(uint64(int64(len(batch)) - n))
 	return nil
+}
+
+// errTooFewReplicas is a batch the master added but fewer replicas than
+// stream.replicas acknowledged in time. A failover would not cure it, so it
+// keeps the plain back-off (see worthWatching).
+var errTooFewReplicas = errors.New("fewer replicas than stream.replicas acknowledged the batch")
+
+// addReplicated runs the script and WAIT in one pipeline, so both go over
+// one connection to the master of the stream's slot (WAIT counts the
+// replicas that acknowledged that connection's writes).
+func (k *StreamSink) addReplicated(ctx context.Context, keys []string, args []any) (int64, error) {
+	var c redis.Cmdable = k.s.client
+	if cc, ok := k.s.client.(*redis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, k.stream)
+		if err != nil {
+			return 0, err
+		}
+		c = node
+	}
+	want := k.s.cfg.Stream.Replicas
+	pipe := c.Pipeline()
+	add := xaddOnce.Eval(ctx, pipe, keys, args...)
+	wait := pipe.Do(ctx, "WAIT", want, k.s.cfg.Stream.ReplicaTimeout.Milliseconds())
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, err
+	}
+	n, err := add.Int64()
+	if err != nil {
+		return 0, err
+	}
+	got, err := wait.Int64()
+	if err != nil {
+		return 0, fmt.Errorf("WAIT: %w", err)
+	}
+	if got >= int64(want) {
+		return n, nil
+	}
+	// Fewer than asked: acceptable only if that is every replica the
+	// master has. A master promoted by a fail-over has none until the old
+	// one returns, and refusing it every batch would stop delivery
+	// instead of protecting anything.
+	info, err := c.Info(ctx, "replication").Result()
+	if err != nil {
+		return n, fmt.Errorf("%w: %d of %d within %s (INFO: %v)", errTooFewReplicas, got, want, k.s.cfg.Stream.ReplicaTimeout, err)
+	}
+	if attached := connectedReplicas(info); got >= int64(min(want, attached)) {
+		return n, nil
+	}
+	return n, fmt.Errorf("%w: %d of %d within %s", errTooFewReplicas, got, want, k.s.cfg.Stream.ReplicaTimeout)
+}
+
+// connectedReplicas reads connected_slaves from INFO replication (0 when
+// absent).
+func connectedReplicas(info string) int {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }
 
 // StreamStats are the stream sink's counters.
