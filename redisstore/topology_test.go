@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/aupguard/aupguard/internal/testutil"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,7 +97,13 @@ func TestCluster(t *testing.T) {
 	var nodes []*redisServer
 	var addrs []string
 	for range 3 {
-		n := startRedisWith(t, false, nil, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+		// The bus port defaults to port+10000, past 65535 for half the
+		// ephemeral range: name a free one.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		bus := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		n := startRedisWith(t, false, nil, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", fmt.Sprint(bus))
 		nodes = append(nodes, n)
 		addrs = append(addrs, n.Addr())
 	}

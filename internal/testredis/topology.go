@@ -268,7 +268,9 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 	c := &Cluster{t: t}
 	var addrs []string
 	for range masters * (1 + replicas) {
-		n := StartServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		// The bus port defaults to port+10000, which is past 65535 for
+		// half the ephemeral range, or taken: name a free one.
+		n := StartServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", strconv.Itoa(freePort(t)),
 			"--cluster-node-timeout", strconv.FormatInt(ClusterNodeTimeout.Milliseconds(), 10), "--appendonly", "no")
 		c.Nodes = append(c.Nodes, n)
 		addrs = append(addrs, n.Addr())
