@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/aupguard/aupguard/config/field"
 	"github.com/aupguard/aupguard/staff"
@@ -205,9 +204,7 @@ type accounts struct {
 	path string
 
 	mu    sync.Mutex
-	mod   time.Time
-	size  int64
-	seen  bool
+	fi    fs.FileInfo // of the file store was read from; nil when none
 	store *staff.Store
 }
 
@@ -220,19 +217,21 @@ func (c *accounts) current() (*staff.Store, error) {
 	defer c.mu.Unlock()
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		c.store, c.seen = nil, false
+		c.store, c.fi = nil, nil
 		return nil, nil
 	case err != nil:
 		return nil, err
 	}
-	if c.seen && fi.ModTime().Equal(c.mod) && fi.Size() == c.size {
+	// staff rewrites the file by renaming a new one over it, so a change
+	// is a new inode (SameFile), and at worst a new time or size.
+	if c.fi != nil && os.SameFile(c.fi, fi) && fi.ModTime().Equal(c.fi.ModTime()) && fi.Size() == c.fi.Size() {
 		return c.store, nil
 	}
 	st, err := staff.Open(c.path, staff.Options{})
 	if err != nil {
 		return nil, err
 	}
-	c.store, c.mod, c.size, c.seen = st, fi.ModTime(), fi.Size(), true
+	c.store, c.fi = st, fi
 	return st, nil
 }
 

@@ -98,6 +98,11 @@ func TestAuthLockedByDefault(t *testing.T) {
 	if a.Locked() {
 		t.Error("Locked() true with an admin account")
 	}
+	// And one added while the file is already in use.
+	addUser(t, users, "root2", staff.RoleAdmin, "another admin password")
+	if code, body, _ := get(t, url+"/api/stats", cred{user: "root2", pass: "another admin password"}); code != 200 {
+		t.Errorf("second admin after being added: %d %s", code, body)
+	}
 }
 
 func TestAuthTokenAndAccounts(t *testing.T) {

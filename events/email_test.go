@@ -354,3 +354,75 @@ func TestEmailConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// A relay that accepts a message and then drops the connection (RSET and
+// QUIT fail) has the message: it is counted as sent, not sent again.
+func TestEmailAcceptedThenConnectionLostNotResent(t *testing.T) {
+	relay := testsmtp.Start(t, testsmtp.Options{})
+	relay.DropAfterAccept(1)
+	logger, logs := newLogger(t)
+	p := start(t, emailConfig(t, relay.Addr()), logger)
+	first := emit(t, p, testEvent("ann", "gambling", "high"))
+	second := emit(t, p, testEvent("bob", "gambling", "high"))
+	waitEmailed(t, p, 2)
+	got := byEventID(relay.Messages())
+	if got[first] != 1 || got[second] != 1 || len(got) != 2 {
+		t.Errorf("relay got %v; want %s and %s once each", got, first, second)
+	}
+	if !strings.Contains(logs.String(), "accepted the e-mail but the connection failed") {
+		t.Error("the lost connection after acceptance was not logged")
+	}
+}
+
+// starttls (the default) is mandatory: a relay that does not offer it
+// gets nothing, even on loopback.
+func TestEmailSTARTTLSRequired(t *testing.T) {
+	relay := testsmtp.Start(t, testsmtp.Options{}) // no STARTTLS
+	cfg := emailConfig(t, relay.Addr())
+	cfg.Alerts.Email.StartTLS = true
+	p := start(t, cfg, nil)
+	emit(t, p, testEvent("jsmith", "gambling", "high"))
+	eventually(t, "failed attempts", func() bool { return p.Stats().Sinks["alerts-email"].Failures >= 2 })
+	if n := len(relay.Messages()); n != 0 {
+		t.Fatalf("relay got %d messages in clear with starttls: true", n)
+	}
+}
+
+// With the webhook and e-mail both configured and one shared Deduper,
+// each alert goes to both: one stage admitting it does not suppress it
+// for the other.
+func TestEmailAndWebhookShareDeduper(t *testing.T) {
+	relay := testsmtp.Start(t, testsmtp.Options{})
+	rcv := newReceiver(t, alertSecret)
+	cfg := emailConfig(t, relay.Addr())
+	cfg.Alerts.Webhook.URL = rcv.url()
+	cfg.Alerts.Webhook.Secret = alertSecret
+	p := startWithClock(t, cfg, newFakeClock())
+	id := emit(t, p, testEvent("jsmith", "gambling", "high"))
+	waitEmailed(t, p, 1)
+	waitProcessed(t, p, 1)
+	if got := byEventID(relay.Messages()); got[id] != 1 {
+		t.Errorf("e-mails %v, want %s once", got, id)
+	}
+	if n := rcv.unique(); n != 1 {
+		t.Errorf("webhook got %d alerts, want 1", n)
+	}
+}
+
+func TestEmailSite(t *testing.T) {
+	for _, c := range []struct {
+		ev   Event
+		want string
+	}{
+		{Event{URL: "https://www.casino.example/play?seat=4#x"}, "www.casino.example/play"},
+		{Event{URL: "https://www.casino.example/"}, "www.casino.example"},
+		{Event{URL: "https://www.casino.example:8443/a/b"}, "www.casino.example:8443/a/b"},
+		{Event{URL: "https://h.example/" + strings.Repeat("é", 70)}, "h.example/" + strings.Repeat("é", 59) + "…"},
+		{Event{Host: "dns.example", QName: "dns.example."}, "dns.example"},
+		{Event{QName: "only.example."}, "only.example"},
+	} {
+		if got := site(&c.ev); got != c.want {
+			t.Errorf("site(%+v) = %q, want %q", c.ev, got, c.want)
+		}
+	}
+}

@@ -126,6 +126,7 @@ type Server struct {
 	mu       sync.Mutex
 	msgs     []Message
 	failNext []error
+	drops    int
 	srv      *smtp.Server
 	ln       net.Listener
 	done     chan struct{}
@@ -170,7 +171,7 @@ func FreeAddr(t testing.TB) string {
 func (s *Server) serve(ln net.Listener) {
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		_, encrypted := c.TLSConnectionState()
-		return &session{s: s, tls: encrypted}, nil
+		return &session{s: s, c: c, tls: encrypted}, nil
 	}))
 	srv.Domain = "relay.test"
 	srv.ReadTimeout = 30 * time.Second
@@ -246,11 +247,14 @@ func (s *Server) Messages() []Message {
 }
 
 type session struct {
-	s    *Server
-	tls  bool
-	user string
-	from string
-	to   []string
+	s *Server
+	c *smtp.Conn
+	// accepted is set when this session's last DATA was accepted.
+	accepted bool
+	tls      bool
+	user     string
+	from     string
+	to       []string
 }
 
 func (x *session) AuthMechanisms() []string {
@@ -296,10 +300,37 @@ func (x *session) Data(r io.Reader) error {
 		return err
 	}
 	x.s.msgs = append(x.s.msgs, Message{From: x.from, To: append([]string(nil), x.to...), Data: b, TLS: x.tls, User: x.user})
+	x.accepted = true
 	return nil
 }
 
-func (x *session) Reset()        { x.from, x.to = "", nil }
+// Reset runs after the reply to DATA is written, so dropping the
+// connection here is a relay that took the message and then went away.
+func (x *session) Reset() {
+	x.from, x.to = "", nil
+	if !x.accepted {
+		return
+	}
+	x.accepted = false
+	x.s.mu.Lock()
+	drop := x.s.drops > 0
+	if drop {
+		x.s.drops--
+	}
+	x.s.mu.Unlock()
+	if drop {
+		_ = x.c.Conn().Close()
+	}
+}
+
+// DropAfterAccept makes the server close the connection right after it
+// accepted each of the next n messages (after its 250 reply): the client's
+// RSET and QUIT then fail although the message was delivered.
+func (s *Server) DropAfterAccept(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drops += n
+}
 func (x *session) Logout() error { return nil }
 
 // CA is a throw-away certificate authority and a server certificate it
