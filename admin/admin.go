@@ -1,7 +1,8 @@
 // Package admin is the operators' HTTP listener: liveness and readiness
 // probes, Prometheus metrics, and a JSON status API (policy revision and
 // its change history, list sources, counters). It listens on the admin
-// address only, which the proxy refuses to reach.
+// address only, which the proxy refuses to reach, and its API needs a
+// bearer token or an admin's staff account (see Auth).
 package admin
 
 import (
@@ -36,6 +37,10 @@ type Deps struct {
 	Degraded func() string
 	// Started is when the process started.
 	Started time.Time
+	// Auth guards everything but the probes (and /metrics unless
+	// admin.auth.metrics); nil serves without authentication, which only
+	// admin.auth.disabled: true should lead to.
+	Auth *Auth
 }
 
 // Handler returns the admin listener's routes.
@@ -109,6 +114,9 @@ func Handler(d Deps) (http.Handler, error) {
 		}
 		writeJSON(w, out)
 	})
+	if d.Auth != nil {
+		return d.Auth.Wrap(mux), nil
+	}
 	return mux, nil
 }
 

@@ -40,9 +40,10 @@ type Server struct {
 	Redis  *redisstore.Store
 	fanout *redisstore.Fanout
 
-	admin   *http.Server
-	adminLn net.Listener
-	started time.Time
+	admin     *http.Server
+	adminLn   net.Listener
+	adminAuth *admin.Auth
+	started   time.Time
 
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
@@ -82,7 +83,11 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 	}
 	s.Core = core
 
-	s.Events, err = events.New(cfg.Events, cfg.InstanceName(), log)
+	evcfg, err := eventsConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.Events, err = events.New(evcfg, cfg.InstanceName(), log)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
@@ -154,7 +159,7 @@ func (s *Server) wireRedis() error {
 			return fmt.Errorf("redis stream: %w", err)
 		}
 	}
-	if d := s.Redis.Deduper(); d != nil && s.cfg.Events.Alerts.Webhook.Enabled() {
+	if d := s.Redis.Deduper(); d != nil && s.cfg.Events.Alerts.Enabled() {
 		if err := s.Events.SetDeduper(d); err != nil {
 			return fmt.Errorf("redis dedupe: %w", err)
 		}
@@ -269,7 +274,13 @@ func (s *Server) startAdmin() error {
 		stats["redis"] = func() any { return s.Redis.Stats() }
 		collectors = append(collectors, s.Redis.Collector())
 	}
+	auth, err := s.newAdminAuth()
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	s.adminAuth = auth
 	h, err := admin.Handler(admin.Deps{
+		Auth:       auth,
 		Policy:     s.Core.Engine,
 		Lists:      s.Core.Lists,
 		Stats:      stats,
@@ -350,6 +361,9 @@ func (s *Server) Reload(ctx context.Context) error {
 	}
 	if err := s.Identity.Reload(); err != nil {
 		errs = append(errs, fmt.Errorf("identity: %w", err))
+	}
+	if err := s.reloadCredentials(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aupguard/aupguard/admin"
 	"github.com/aupguard/aupguard/categories"
 	"github.com/aupguard/aupguard/config/field"
 	"github.com/aupguard/aupguard/dnsfilter"
@@ -101,6 +102,10 @@ type Admin struct {
 	// turns it off. Keep it on loopback or a management network: the
 	// proxy never lets clients reach it.
 	Listen string `yaml:"listen"`
+	// Auth protects /api/* (and /metrics if asked): a bearer token or an
+	// admin's staff account. On by default; with no token file and no
+	// admin account the API answers 401 until one exists.
+	Auth admin.AuthConfig `yaml:"auth"`
 }
 
 // Default returns the built-in defaults: a working, safe configuration
@@ -209,6 +214,7 @@ func (c *Config) Validate() error {
 			add(field.Errorf("admin.listen", "%q is not an address:port (%v)", c.Admin.Listen, err))
 		}
 	}
+	add(field.Prefix("admin.auth", c.Admin.Auth.Validate()))
 	add(field.Prefix("lists", c.Lists.Validate()))
 	add(field.Prefix("identity", c.Identity.Validate()))
 	add(field.Prefix("proxy", c.Proxy.Validate()))

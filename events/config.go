@@ -91,7 +91,13 @@ type AlertsConfig struct {
 	MaxKeys int `yaml:"max_keys"`
 	// Webhook receives the alerts (a safeguarding tool or chat bridge).
 	Webhook WebhookConfig `yaml:"webhook"`
+	// Email sends each alert as an e-mail to safeguarding staff, and an
+	// optional daily digest; off while email.smtp is empty.
+	Email EmailConfig `yaml:"email"`
 }
+
+// Enabled reports whether any alert destination is configured.
+func (c *AlertsConfig) Enabled() bool { return c.Webhook.Enabled() || c.Email.Enabled() }
 
 // DefaultConfig returns every default: the spool is on, the webhook and
 // alerts are off until their URLs are set.
@@ -112,6 +118,7 @@ func DefaultConfig() Config {
 			// One alert per request suits chat bridges and keeps an
 			// alert from waiting for others.
 			Webhook: defaultWebhook(1),
+			Email:   defaultEmail(),
 		},
 	}
 }
@@ -184,6 +191,9 @@ func (c *AlertsConfig) Validate() error {
 	}
 	if err := c.Webhook.Validate(); err != nil {
 		errs = append(errs, field.Prefix("webhook", err))
+	}
+	if err := c.Email.Validate(); err != nil {
+		errs = append(errs, field.Prefix("email", err))
 	}
 	return errors.Join(errs...)
 }

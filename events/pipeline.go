@@ -44,6 +44,11 @@ type Pipeline struct {
 	stages     []*stage
 	alerts     *alertStage
 	alertStage *stage
+	// The e-mail alert stage, its sink and the daily digest; nil when off.
+	emailAlerts *alertStage
+	emailStage  *stage
+	email       *Email
+	digest      *digest
 
 	stop       chan struct{} // asks deliverers to stop after the attempt in flight
 	abort      chan struct{} // tells the writer to give up a failing write
@@ -149,6 +154,11 @@ func New(cfg Config, instance string, logger *slog.Logger) (*Pipeline, error) {
 		p.alertStage.fromEnd = true
 		p.stages = append(p.stages, p.alertStage)
 	}
+	if cfg.Alerts.Email.Enabled() {
+		if err := p.setupEmail(cfg.Alerts); err != nil {
+			return fail(err)
+		}
+	}
 	return p, nil
 }
 
@@ -206,10 +216,17 @@ func (p *Pipeline) SetDeduper(d Deduper) error {
 	if p.started {
 		return errors.New("events: SetDeduper after Start")
 	}
-	if p.alerts == nil {
-		return errors.New("events: alerts are not configured (alerts.webhook.url is empty)")
+	if p.alerts == nil && p.emailAlerts == nil {
+		return errors.New("events: alerts are not configured (alerts.webhook.url and alerts.email.smtp are empty)")
 	}
-	p.alerts.dedup = d
+	if p.alerts != nil {
+		p.alerts.dedup = d
+	}
+	if p.emailAlerts != nil {
+		// Its own keys: the webhook stage admitting an alert must not
+		// suppress the same alert's e-mail.
+		p.emailAlerts.dedup = prefixDeduper{d: d, prefix: "email|"}
+	}
 	return nil
 }
 
@@ -260,6 +277,13 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		go func() {
 			defer p.wg.Done()
 			st.run(ctx, p.stop)
+		}()
+	}
+	if p.digest != nil {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.digest.run(ctx, p.stop)
 		}()
 	}
 	p.wg.Add(1)
@@ -692,6 +716,8 @@ type Stats struct {
 	Sinks map[string]SinkStats
 	// Alerts counts the alert stage's decisions.
 	Alerts AlertStats
+	// EmailAlerts counts the e-mail alert stage's decisions.
+	EmailAlerts AlertStats
 }
 
 // SinkStats describes one stage's delivery.
@@ -751,6 +777,14 @@ func (p *Pipeline) Stats() Stats {
 			Suppressed:  p.alerts.suppressed.Load(),
 			DedupErrors: p.alerts.dedupErrs.Load(),
 			Sent:        p.alertStage.delivered.Load(),
+		}
+	}
+	if p.emailAlerts != nil {
+		s.EmailAlerts = AlertStats{
+			Considered:  p.emailAlerts.considered.Load(),
+			Suppressed:  p.emailAlerts.suppressed.Load(),
+			DedupErrors: p.emailAlerts.dedupErrs.Load(),
+			Sent:        p.emailStage.delivered.Load(),
 		}
 	}
 	return s

@@ -285,8 +285,50 @@ func TestServeAdminEndpoints(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "aupguard_decider_decisions") || !strings.Contains(body, "aupguard_proxy_blocked_total 1") || !strings.Contains(body, "aupguard_revision_info") {
 		t.Fatalf("/metrics %d:\n%s", code, body)
 	}
+	// Out of the box the API is locked: no token file, no admin account.
 	code, body = get("/api/policy")
-	if code != 200 || !strings.Contains(body, `"revision"`) || !strings.Contains(body, `"history"`) {
-		t.Fatalf("/api/policy %d: %s", code, body)
+	if code != http.StatusUnauthorized || !strings.Contains(body, "aupguard users add --role admin") {
+		t.Fatalf("/api/policy with no credential configured: %d: %s; want 401 saying how to unlock it", code, body)
+	}
+}
+
+// With a token file, /api/* answers a bearer of the token and nobody
+// else; the probes and /metrics stay open.
+func TestServeAdminAPIToken(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(tokenFile, []byte(testAdminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(baseConfig(t, dir, ""), `admin: {listen: "127.0.0.1:0"}`,
+		fmt.Sprintf(`admin: {listen: "127.0.0.1:0", auth: {token_file: %q}}`, tokenFile), 1)
+	s := startServe(t, cfg)
+	get := func(path, token string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.admin+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/api/policy", testAdminToken, 200},
+		{"/api/stats", testAdminToken, 200},
+		{"/api/policy", "", 401},
+		{"/api/policy", testAdminToken + "x", 401},
+		{"/healthz", "", 200},
+		{"/readyz", "", 200},
+		{"/metrics", "", 200},
+	} {
+		if got := get(c.path, c.token); got != c.want {
+			t.Errorf("GET %s (token %q): %d, want %d", c.path, c.token, got, c.want)
+		}
 	}
 }

@@ -114,10 +114,15 @@ func (p *proc) status(t *testing.T, target, user, pass string) int {
 	return resp.StatusCode
 }
 
+// testAdminToken is the admin API's bearer token in these tests.
+const testAdminToken = "test-admin-token-0123456789"
+
 // revision reads the policy or lists revision from the admin API.
 func (p *proc) revision(t *testing.T, what string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + p.admin + "/api/" + what)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+p.admin+"/api/"+what, nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("/api/%s: %v", what, err)
 	}
@@ -230,9 +235,11 @@ func TestBinarySignals(t *testing.T) {
 	// still waiting would make the origin's Close wait forever.
 	t.Cleanup(releaseOnce)
 	cfg := filepath.Join(dir, "aupguard.yaml")
+	tokenFile := filepath.Join(dir, "admin.token")
+	writeFile(t, tokenFile, testAdminToken+"\n")
 	writeFile(t, cfg, fmt.Sprintf(`data_dir: %q
 log: {level: info}
-admin: {listen: "127.0.0.1:0"}
+admin: {listen: "127.0.0.1:0", auth: {token_file: %q}}
 proxy:
   listen: "127.0.0.1:0"
   allow_destinations: [127.0.0.0/8]
@@ -244,7 +251,7 @@ hosts:
   %s: [127.0.0.1]
   %s: [127.0.0.1]
   %s: [127.0.0.1]
-%s`, filepath.Join(dir, "data"), policyDir, htpasswd, hostPolicy, hostCasino, hostSlow, listsYAML(t, listFile)))
+%s`, filepath.Join(dir, "data"), tokenFile, policyDir, htpasswd, hostPolicy, hostCasino, hostSlow, listsYAML(t, listFile)))
 
 	p := startBinary(t, bin, cfg)
 	u := func(host, path string) string { return "http://" + host + ":" + originPort + path }
