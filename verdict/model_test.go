@@ -93,7 +93,9 @@ func TestModelBeforeTraining(t *testing.T) {
 
 // swapModel hands the decider the real trainer in force, as serve's
 // Trainer does when a training run ends.
-type swapModel struct{ cur atomic.Pointer[modeltrain.Trainer] }
+type swapModel struct {
+	cur atomic.Pointer[modeltrain.Trainer]
+}
 
 func (s *swapModel) ScoreName(dst []verdict.ModelScore, host string) []verdict.ModelScore {
 	return s.cur.Load().ScoreName(dst, host)
