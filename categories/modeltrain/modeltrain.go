@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aupguard/aupguard/categories"
+	"github.com/aupguard/aupguard/config/field"
 	"github.com/aupguard/aupguard/namemodel"
 	"github.com/aupguard/aupguard/verdict"
 )
@@ -220,4 +221,35 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(namesDesc, prometheus.GaugeValue, float64(info.Negatives-info.Benign), "negative")
 	ch <- prometheus.MustNewConstMetric(namesDesc, prometheus.GaugeValue, float64(info.Benign), "benign")
+}
+
+// Config is the name_model section of the configuration.
+type Config struct {
+	// Enabled trains the model from the lists and asks it about every
+	// host no list names.
+	Enabled bool `yaml:"enabled"`
+	// Floor is the lowest score passed to the policy (0 < floor < 1);
+	// lower scores leave the category out of the input.
+	Floor float64 `yaml:"floor"`
+	// WordList is the word list that cuts labels into words
+	// ("bengalwincasino" → bengal win casino); empty tries Debian's
+	// wbritish (/usr/share/dict/british-english), then
+	// /usr/share/dict/words. The model works, less well, without one.
+	WordList string `yaml:"word_list"`
+}
+
+// DefaultConfig is on, with a floor of 0.5.
+func DefaultConfig() Config { return Config{Enabled: true, Floor: DefaultFloor} }
+
+// Validate checks the section; error paths are relative to it.
+func (c *Config) Validate() error {
+	if c.Floor <= 0 || c.Floor >= 1 {
+		return field.Errorf("floor", "must be between 0 and 1 (exclusive), got %v", c.Floor)
+	}
+	return nil
+}
+
+// Options returns the Trainer options of the section.
+func (c Config) Options(log *slog.Logger) Options {
+	return Options{Floor: c.Floor, Logger: log, Train: namemodel.Options{WordList: c.WordList}}
 }
