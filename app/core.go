@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/aupguard/aupguard/categories"
+	"github.com/aupguard/aupguard/categories/modeltrain"
 	"github.com/aupguard/aupguard/config"
 	"github.com/aupguard/aupguard/policies"
 	"github.com/aupguard/aupguard/rego"
@@ -21,6 +22,8 @@ type Core struct {
 	Lists   *categories.Manager
 	Engine  *rego.Engine
 	Decider *verdict.Decider
+	// Model trains and serves the domain-name model; nil when off.
+	Model *modeltrain.Trainer
 }
 
 // NewCore loads the lists and the policies named by cfg and builds the
@@ -33,10 +36,11 @@ func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, live boo
 	if err != nil {
 		return nil, err
 	}
-	lists, err := categories.NewManager(cfg.Lists, log)
+	lists, err := categories.NewManager(listsConfig(cfg), log)
 	if err != nil {
 		return nil, fmt.Errorf("lists: %w", err)
 	}
+	model := nameModel(ctx, cfg, lists, log, live)
 	if live {
 		err = lists.Start(ctx)
 	} else {
@@ -54,7 +58,7 @@ func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, live boo
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	dec := verdict.NewDecider(eng, lists, verdict.Options{
+	vopts := verdict.Options{
 		DefaultGroups:  cfg.Policy.DefaultGroups,
 		FailOpenGroups: cfg.Policy.FailOpenGroups,
 		CacheSize:      cfg.Cache.Size,
@@ -62,9 +66,13 @@ func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, live boo
 		MaxTTL:         cfg.Cache.MaxTTL,
 		Location:       loc,
 		Shared:         shared,
-	})
+	}
+	if model != nil {
+		vopts.Model = model
+	}
+	dec := verdict.NewDecider(eng, lists, vopts)
 	// Keys carry the revisions, so old verdicts can never answer; purging
 	// just returns their memory promptly.
 	eng.OnActivate(func(*rego.Policy) { dec.Purge() })
-	return &Core{Lists: lists, Engine: eng, Decider: dec}, nil
+	return &Core{Lists: lists, Engine: eng, Decider: dec, Model: model}, nil
 }

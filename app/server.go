@@ -40,6 +40,7 @@ type Server struct {
 	Redis  *redisstore.Store
 	fanout *redisstore.Fanout
 
+	pages     *proxy.PageScorer
 	admin     *http.Server
 	adminLn   net.Listener
 	adminAuth *admin.Auth
@@ -116,6 +117,9 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 	if cfg.DNS.Enabled {
 		protected = append(protected, cfg.DNS.Listen)
 	}
+	if s.pages, err = pageScorer(cfg); err != nil {
+		return nil, err
+	}
 	s.Proxy, err = proxy.New(cfg.Proxy, proxy.Options{
 		Decider:        core.Decider,
 		Emitter:        s.Events,
@@ -126,6 +130,7 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 		Hosts:          hosts,
 		ProtectedAddrs: protected,
 		SafeSearchHost: dnsfilter.SafeSearchHost,
+		PageScorer:     s.pages,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
@@ -267,6 +272,7 @@ func (s *Server) startAdmin() error {
 		stats["dns"] = func() any { return s.DNS.Stats() }
 	}
 	collectors := []prometheus.Collector{s.Core.Decider.Collector(), admin.ProxyCollector(s.Proxy.Stats), s.Events.Collector(), s.Core.Lists.Collector()}
+	collectors = append(collectors, s.scoringCollectors()...)
 	if s.DNS != nil {
 		collectors = append(collectors, admin.DNSCollector(s.DNS.Stats))
 	}

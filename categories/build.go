@@ -378,6 +378,10 @@ func (b *builder) finish(outs []*loadOutcome) *Index {
 	ix.ips = map[netip.Addr]uint32{}
 	stats := map[*listResult]*SourceStats{}
 	for _, r := range b.lists {
+		if r.sample != nil {
+			ix.samples = append(ix.samples, NameSample{Source: r.label, Category: r.category, Names: r.sample.names, Total: r.sample.total})
+			r.sample = nil
+		}
 		st := &SourceStats{}
 		stats[r] = st
 		m := b.in.match(Match{Category: r.category, Source: r.label})

@@ -76,6 +76,10 @@ type Config struct {
 	// MaxListBytes bounds one list file after decompression, so a
 	// decompression bomb fails the source instead of the process.
 	MaxListBytes int64 `yaml:"max_list_bytes"`
+	// SampleNames, when positive, keeps a sample of up to about this
+	// many names of each list (Index.NameSamples) for training the
+	// domain-name model. Set by the program, not the configuration file.
+	SampleNames int `yaml:"-" json:"-"`
 }
 
 // DefaultConfig returns the defaults: the default sources on, fetched from
@@ -98,7 +102,7 @@ var (
 	ut1NameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 )
 
-var formats = []string{FormatAuto, FormatUT1, FormatHosts, FormatDomains, FormatAdblock, FormatURLs}
+var formats = []string{FormatAuto, FormatUT1, FormatHosts, FormatDomains, FormatAdblock, FormatURLs, FormatMISP}
 
 // Validate checks the section; error paths are relative to it
 // ("sources[2].category").
@@ -187,7 +191,7 @@ func (s *Source) validate(p string) []error {
 		format = FormatAuto
 	}
 	if !slices.Contains(formats, format) {
-		errs = append(errs, field.Errorf(p+".format", "unknown format %q (want one of ut1, hosts, domains, adblock, urls, auto)", s.Format))
+		errs = append(errs, field.Errorf(p+".format", "unknown format %q (want one of ut1, hosts, domains, adblock, urls, misp, auto)", s.Format))
 		return errs
 	}
 	switch {

@@ -22,8 +22,11 @@ type DefaultSource struct {
 }
 
 // UT1Map is the mapping of UT1 categories to policy categories that the
-// default UT1 source uses. UT1's other categories (bank, jobsearch, press,
-// shopping…) describe sites learners may use, so they are not loaded.
+// default UT1 source uses. UT1's categories of sites learners may use
+// (bank, jobsearch, press, shopping, sports, webmail, educational_games)
+// load as BenignCategory: no rule blocks them; they are the benign names
+// the domain-name model learns from, and a name they list is never scored
+// by it. UT1's remaining categories are not loaded.
 func UT1Map() map[string]string {
 	return map[string]string{
 		"gambling": "gambling", "arjel": "gambling",
@@ -39,8 +42,15 @@ func UT1Map() map[string]string {
 		"games":              "games",
 		"vpn":                "circumvention", "doh": "circumvention",
 		"residential-proxies": "circumvention", "redirector": "circumvention",
+		"bank": BenignCategory, "jobsearch": BenignCategory, "press": BenignCategory,
+		"shopping": BenignCategory, "sports": BenignCategory, "webmail": BenignCategory,
+		"educational_games": BenignCategory,
 	}
 }
+
+// PopularSource is the default source of popular sites, loaded as
+// BenignCategory.
+const PopularSource = "popular-majestic-top10k"
 
 // github returns the raw address of a file on a repository's default
 // branch (HEAD), which is where these publishers serve their lists.
@@ -100,6 +110,11 @@ func DefaultSources() []DefaultSource {
 			"services/9gag", "services/imgur", "services/signal",
 		}, "MIT", "NextDNS (nextdns/services)"},
 		{"jmdugan-facebook", "social", FormatAuto, "jmdugan-facebook.txt.gz", "jmdugan/blocklists", []string{"corporations/facebook/all"}, "CC0-1.0", "jmdugan/blocklists"},
+		// Not a block list: the most visited sites, as benign names for
+		// the domain-name model (a name it lists is never scored). MISP
+		// publishes Majestic's top 10,000 as a JSON warning list; the
+		// mirror may hold it as JSON or as one name per line.
+		{PopularSource, BenignCategory, FormatAuto, "popular-majestic-top10k.txt.gz", "MISP/misp-warninglists", []string{"lists/majestic_million/list.json"}, "CC-BY-3.0", "Majestic Million (majestic.com), via MISP/misp-warninglists"},
 	}
 	out := []DefaultSource{{
 		Source: Source{Name: "ut1", Format: FormatUT1, URL: "https://dsi.ut-capitole.fr/blacklists/download/blacklists.tar.gz", Map: UT1Map()},

@@ -39,6 +39,7 @@ type Index struct {
 
 	revision string
 	stats    []SourceStats
+	samples  []NameSample
 	entries  int
 	built    time.Time
 }

@@ -116,6 +116,7 @@ func (l *loader) openLists(ctx context.Context, src Source, orgs []origin, seed 
 		}
 	} else {
 		r := newListResult(src.Name, src.Category, format, seed)
+		r.sample = newNameSample(l.cfg.SampleNames)
 		for i, org := range orgs {
 			if err := l.readPlain(ctx, r, org, format, "part"+strconv.Itoa(i)); err != nil {
 				return nil, err
@@ -209,6 +210,7 @@ func (l *loader) loadFile(ctx context.Context, src Source, org origin, seed maph
 		return nil, fmt.Errorf("%s is neither a directory nor a tar archive, as a UT1 tree must be", org.display)
 	}
 	r := newListResult(src.Name, src.Category, format, seed)
+	r.sample = newNameSample(l.cfg.SampleNames)
 	if err := r.readFile(ctx, br, format, org.display, "list"); err != nil {
 		return nil, err
 	}
@@ -242,7 +244,7 @@ func ut1Files(expressions bool) [][2]string {
 	return files
 }
 
-func ut1Lists(src Source, seed maphash.Seed) ([]string, map[string]*listResult) {
+func ut1Lists(src Source, seed maphash.Seed, sample int) ([]string, map[string]*listResult) {
 	keys := make([]string, 0, len(src.Map))
 	for k := range src.Map {
 		keys = append(keys, k)
@@ -252,6 +254,7 @@ func ut1Lists(src Source, seed maphash.Seed) ([]string, map[string]*listResult) 
 	for _, k := range keys {
 		lists[k] = newListResult(src.Name+":"+k, src.Map[k], FormatUT1, seed)
 		lists[k].missing = true
+		lists[k].sample = newNameSample(sample)
 	}
 	return keys, lists
 }
@@ -260,7 +263,7 @@ func (l *loader) loadUT1Dir(ctx context.Context, src Source, org origin, seed ma
 	if st, err := fs.Stat(org.fsys, path.Join(org.name, "blacklists")); err == nil && st.IsDir() {
 		org.name, org.display = org.sub("blacklists")
 	}
-	keys, lists := ut1Lists(src, seed)
+	keys, lists := ut1Lists(src, seed, l.cfg.SampleNames)
 	out := make([]*listResult, 0, len(keys))
 	for _, k := range keys {
 		r := lists[k]
@@ -301,7 +304,7 @@ func (l *loader) readTreeFile(ctx context.Context, r *listResult, fsys fs.FS, na
 // name turns out to be a link whose target was not read, the archive is
 // read a second time for just those targets.
 func (l *loader) loadUT1Tar(ctx context.Context, src Source, org origin, seed maphash.Seed, br *bufio.Reader, reopen func() (io.ReadCloser, *bufio.Reader, error)) ([]*listResult, error) {
-	keys, lists := ut1Lists(src, seed)
+	keys, lists := ut1Lists(src, seed, l.cfg.SampleNames)
 	want := map[string][]string{}
 	for _, k := range keys {
 		want[k] = []string{k}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -24,6 +25,10 @@ const (
 	FormatDomains = "domains"
 	FormatAdblock = "adblock"
 	FormatURLs    = "urls"
+	// FormatMISP is a MISP warning list: a JSON object whose "list"
+	// array holds the names (MISP/misp-warninglists publishes the
+	// popular-sites lists this way).
+	FormatMISP = "misp"
 	// formatExpressions is a UT1 tree's "expressions" file; it is not a
 	// Source format of its own.
 	formatExpressions = "expressions"
@@ -110,6 +115,8 @@ type listResult struct {
 	verr     error // set when the list parsed but is not usable
 
 	buf []byte
+	// sample collects names for the domain-name model (nil: off).
+	sample *nameSample
 }
 
 func newListResult(label, category, format string, seed maphash.Seed) *listResult {
@@ -144,6 +151,9 @@ func (r *listResult) addName(raw []byte) error {
 	r.buf = out
 	r.hashes.add(hashBytes(r.seed, out))
 	r.labelMask |= labelBit(bytes.Count(out, []byte{'.'}) + 1)
+	if r.sample != nil {
+		r.sample.add(out)
+	}
 	return nil
 }
 
@@ -193,6 +203,9 @@ func (r *listResult) read(ctx context.Context, rd io.Reader, format, file string
 			r.format = format
 		}
 	}
+	if format == FormatMISP {
+		return r.readMISP(br, file)
+	}
 	parse := r.lineFunc(format)
 	for n := 1; ; n++ {
 		if n&0xffff == 0 {
@@ -235,6 +248,24 @@ func (r *listResult) read(ctx context.Context, rd io.Reader, format, file string
 			return fmt.Errorf("%s: %w", file, err)
 		}
 	}
+}
+
+// readMISP reads a MISP warning list's "list" array. The file is small
+// (tens of thousands of names), so it is decoded whole.
+func (r *listResult) readMISP(br *bufio.Reader, file string) error {
+	var doc struct {
+		List []string `json:"list"`
+	}
+	if err := json.NewDecoder(br).Decode(&doc); err != nil {
+		return fmt.Errorf("%s: not a MISP warning list: %w", file, err)
+	}
+	for i, name := range doc.List {
+		r.lines++
+		if err := r.addName([]byte(strings.TrimSpace(name))); err != nil {
+			r.fail(file, i+1, err)
+		}
+	}
+	return nil
 }
 
 func (r *listResult) lineFunc(format string) func([]byte) (lineStatus, error) {
@@ -331,6 +362,9 @@ func (r *listResult) hostsLine(line []byte) (lineStatus, error) {
 		r.buf = out
 		r.hashes.add(hashBytes(r.seed, out))
 		r.labelMask |= labelBit(bytes.Count(out, []byte{'.'}) + 1)
+		if r.sample != nil {
+			r.sample.add(out)
+		}
 		used = true
 	}
 	if !used {
@@ -485,6 +519,9 @@ func (r *listResult) expressionLine(line []byte) (lineStatus, error) {
 // without consuming them.
 func sniffFormat(br *bufio.Reader) string {
 	head, _ := br.Peek(32 << 10)
+	if t := bytes.TrimSpace(head); len(t) > 0 && t[0] == '{' {
+		return FormatMISP
+	}
 	votes := map[string]int{}
 	seen := 0
 	for len(head) > 0 && seen < 200 {

@@ -82,6 +82,16 @@ var expectedCounts = map[string][3]int{ // label: domains, ips, urls
 	"sinfonietta-gambling":      {2642, 0, 0},
 	"sinfonietta-pornography":   {61157, 5, 0},
 	"sinfonietta-social":        {3244, 0, 0},
+	// UT1's categories of sites learners may use, loaded as "benign"
+	// (distinct lower-cased non-IP lines of each domains file, counted
+	// with sort -u; IP lines with grep; URL lines with sort -u).
+	"ut1:bank":              {6646, 0, 0},
+	"ut1:jobsearch":         {60740, 0, 1},
+	"ut1:press":             {4644, 0, 1},
+	"ut1:shopping":          {36964, 4, 3},
+	"ut1:sports":            {2362, 0, 1},
+	"ut1:webmail":           {404, 0, 9},
+	"ut1:educational_games": {8, 0, 3},
 }
 
 // mirrorCounts are the other default sources, as their files in
@@ -104,6 +114,7 @@ var mirrorCounts = map[string][3]int{
 	"nextdns-torrent":          {1629, 0, 0},
 	"nextdns-social":           {254, 0, 0},
 	"jmdugan-facebook":         {2117, 0, 0},
+	"popular-majestic-top10k":  {9999, 0, 0},
 }
 
 // TestMirrorCounts: the default sources read through lists.mirror load

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aupguard/aupguard/admin"
 	"github.com/aupguard/aupguard/categories"
+	"github.com/aupguard/aupguard/categories/modeltrain"
 	"github.com/aupguard/aupguard/config/field"
 	"github.com/aupguard/aupguard/dnsfilter"
 	"github.com/aupguard/aupguard/events"
@@ -51,6 +52,12 @@ type Config struct {
 	Admin     Admin  `yaml:"admin"`
 	// Intercept is selective TLS interception: the CA and its leaves.
 	Intercept intercept.Config `yaml:"intercept"`
+	// NameModel is the domain-name model trained from the lists, asked
+	// about hosts no list names (policies/model.rego decides).
+	NameModel modeltrain.Config `yaml:"name_model"`
+	// PageScoring scores HTML pages at the response phase
+	// (policies/page.rego decides).
+	PageScoring proxy.PageScoreConfig `yaml:"page_scoring"`
 }
 
 // DNS is the DNS filter's section: its own keys plus a switch.
@@ -133,6 +140,9 @@ func Default() *Config {
 		Redis:     redisstore.DefaultConfig(),
 		Intercept: intercept.DefaultConfig(),
 		Admin:     Admin{Listen: "127.0.0.1:9090"},
+
+		NameModel:   modeltrain.DefaultConfig(),
+		PageScoring: proxy.DefaultPageScoreConfig(),
 	}
 }
 
@@ -224,6 +234,12 @@ func (c *Config) Validate() error {
 	add(field.Prefix("events", c.Events.Validate()))
 	add(field.Prefix("redis", c.Redis.Validate()))
 	add(field.Prefix("intercept", c.Intercept.Validate()))
+	if c.NameModel.Enabled {
+		add(field.Prefix("name_model", c.NameModel.Validate()))
+	}
+	if c.PageScoring.Enabled {
+		add(field.Prefix("page_scoring", c.PageScoring.Validate()))
+	}
 	return errors.Join(errs...)
 }
 

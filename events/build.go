@@ -74,6 +74,12 @@ func FromDecision(d *verdict.Decision, in *verdict.Input, opts BuildOptions) (Ev
 	}
 	ev.Source = in.Source
 	ev.Phase = in.Phase
+	// What the content scorers saw, for the safeguarding reviewer: the
+	// name model's scores and the page's scores and matched phrases.
+	if len(in.Model) > 0 {
+		ev.Model = slices.Clone(in.Model)
+	}
+	ev.Page = in.Page
 	ev.ClientIP = in.Client.IP
 	ev.User = in.Client.User
 	if len(in.Client.Groups) > 0 {

@@ -1,6 +1,8 @@
 package events
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -73,7 +75,35 @@ func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
 		b = strconv.AppendInt(b, int64(ev.Repeats), 10)
 	}
 	b = appendJSONOptString(b, `,"error":`, ev.Error)
+	// Scores are on few events (name-model and page decisions): the
+	// standard encoder is fine there.
+	if len(ev.Model) > 0 {
+		m, err := marshalRaw(ev.Model)
+		if err != nil {
+			return b[:orig], fmt.Errorf("events: model scores: %w", err)
+		}
+		b = append(append(b, `,"model":`...), m...)
+	}
+	if ev.Page != nil {
+		p, err := marshalRaw(ev.Page)
+		if err != nil {
+			return b[:orig], fmt.Errorf("events: page scores: %w", err)
+		}
+		b = append(append(b, `,"page":`...), p...)
+	}
 	return append(b, "}\n"...), nil
+}
+
+// marshalRaw is json.Marshal without HTML escaping, as the event lines are
+// written everywhere else.
+func marshalRaw(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // appendJSONOptString appends key and s, unless s is empty (omitempty).

@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/aupguard/aupguard/verdict"
 	"math"
 	"reflect"
 	"strings"
@@ -257,6 +258,11 @@ func fillField(f reflect.Value, name string) bool {
 		f.SetUint(uint64(len(name)) + 1000)
 	case f.Type() == reflect.TypeFor[[]string]():
 		f.Set(reflect.ValueOf([]string{name, "second"}))
+	case f.Type() == reflect.TypeFor[[]verdict.ModelScore]():
+		f.Set(reflect.ValueOf([]verdict.ModelScore{{Category: name, Score: 0.97}}))
+	case f.Type() == reflect.TypeFor[*verdict.Page]():
+		f.Set(reflect.ValueOf(&verdict.Page{Scores: map[string]float64{"gambling": 130, name: -2.5},
+			Positive: map[string]float64{"gambling": 135}, Phrases: map[string][]string{"gambling": {"online casino", "<b>&"}}}))
 	default:
 		return false
 	}

@@ -63,4 +63,9 @@ type Event struct {
 	// Error records why the policy could not be evaluated, when the action
 	// is the fail-closed default.
 	Error string `json:"error,omitempty"`
+	// Model holds the domain-name model's scores of a host no list named;
+	// Page the page's content scores and matched phrases (phase response).
+	// They are for the safeguarding reviewer, never the learner's page.
+	Model []verdict.ModelScore `json:"model,omitempty"`
+	Page  *verdict.Page        `json:"page,omitempty"`
 }

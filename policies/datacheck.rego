@@ -208,3 +208,49 @@ valid_port(p) if {
 	p >= 1
 	p <= 65535
 }
+
+# model and page thresholds: numbers, alert at most block (model scores in
+# [0, 1]); a typo would otherwise silently switch a rule off.
+default model_data := {}
+
+model_data := aupguard.model
+
+default page_data := {}
+
+page_data := aupguard.page
+
+scoring := {"model": model_data, "page": page_data}
+
+problems contains sprintf("%s.thresholds.%s.%s: %v is not a number", [section, category, k, v]) if {
+	some section, sd in scoring
+	some category, t in object.get(sd, "thresholds", {})
+	some k in ["block", "alert"]
+	v := object.get(t, k, null)
+	not is_number(v)
+}
+
+problems contains sprintf("%s.thresholds.%s: alert %v is above block %v", [section, category, t.alert, t.block]) if {
+	some section, sd in scoring
+	some category, t in object.get(sd, "thresholds", {})
+	is_number(t.alert)
+	is_number(t.block)
+	t.alert > t.block
+}
+
+problems contains sprintf("model.thresholds.%s.%s: %v is not between 0 and 1", [category, k, v]) if {
+	some category, t in object.get(model_data, "thresholds", {})
+	some k in ["block", "alert"]
+	v := t[k]
+	is_number(v)
+	not between01(v)
+}
+
+between01(v) if {
+	v >= 0
+	v <= 1
+}
+
+problems contains sprintf("%s.block_groups: must be a list of group names", [section]) if {
+	some section, sd in scoring
+	not is_array(object.get(sd, "block_groups", []))
+}

@@ -79,3 +79,10 @@ test_connect_ports_checked if {
 	r := datacheck.problems with data.aupguard.connect_ports as ["9000-8000"]
 	count(r) == 1
 }
+
+test_model_page_thresholds_checked if {
+	p := data.aupguard.datacheck.problems with data.aupguard.model as {"thresholds": {"gambling": {"block": "0.99", "alert": 0.995}}}
+		with data.aupguard.page as {"thresholds": {"adult": {"block": 50, "alert": 100}}}
+	"model.thresholds.gambling.block: 0.99 is not a number" in p
+	"page.thresholds.adult: alert 100 is above block 50" in p
+}

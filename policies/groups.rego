@@ -42,7 +42,8 @@ matches contains {
 	"alert": true,
 	"reason": sprintf("Sites in the category %q are allowed for your group, and visits are recorded (Acceptable Use Policy: monitoring).", [category]),
 } if {
-	some category, _ in input.categories
+	some category, sources in input.categories
+	not startswith(sources[0], "model:")
 	some group in input.client.groups
 	data.aupguard.groups[group].categories[category] == "alert"
 	not category in never_relaxed

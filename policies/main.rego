@@ -62,11 +62,13 @@ decision := {
 )
 
 # Each category the host is in brings in its category rule, unless one of the
-# client's groups relaxes that category.
+# client's groups relaxes that category. A category only the domain-name
+# model gives (sources ["model:0.97"]) is model.rego's to decide.
 matches contains rule if {
-	some category, _ in input.categories
+	some category, sources in input.categories
 	rule := category_rules[category]
 	not relaxed(category)
+	not startswith(sources[0], "model:")
 }
 
 # The most severe finding wins (critical > high > medium > low > info). At

@@ -20,7 +20,8 @@ matches contains {
 	"alert": false,
 	"reason": object.get(window, "reason", "This category is not available at this time (Acceptable Use Policy)."),
 } if {
-	some category, _ in input.categories
+	some category, sources in input.categories
+	not startswith(sources[0], "model:")
 	some window in data.aupguard.schedule[category]
 	input.time.weekday in window.days
 	input.time.hour >= window.from_hour

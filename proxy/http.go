@@ -93,7 +93,7 @@ func (s *Server) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Re
 		return s.final(t, s.blockResponse(r, &in, &d, evID))
 	}
 	stripHopByHop(resp.Header, resp.StatusCode == http.StatusSwitchingProtocols && isWebSocket(resp.Header))
-	return resp
+	return s.scorePage(r, t, &in, resp)
 }
 
 // final marks a response the proxy made itself.

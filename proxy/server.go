@@ -84,6 +84,8 @@ type Options struct {
 	// a tunnel whose decision asks for safe search is dialled there, since
 	// proxied clients do not resolve names through the DNS filter.
 	SafeSearchHost func(host, level string) (string, bool)
+	// PageScorer, when set, scores HTML responses (proxy/pagescore.go).
+	PageScorer *PageScorer
 }
 
 // Stats are the proxy's counters since New: requests and CONNECTs decided,

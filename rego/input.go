@@ -24,6 +24,8 @@ var (
 	kQuery, kContentType, kContentLength  = ast.StringTerm("query"), ast.StringTerm("content_type"), ast.StringTerm("content_length")
 	kStatus, kFilename, kQName, kQType    = ast.StringTerm("status"), ast.StringTerm("filename"), ast.StringTerm("qname"), ast.StringTerm("qtype")
 	kWeekday, kHour, kDate                = ast.StringTerm("weekday"), ast.StringTerm("hour"), ast.StringTerm("date")
+	kModel, kPage, kScores                = ast.StringTerm("model"), ast.StringTerm("page"), ast.StringTerm("scores")
+	kPositive, kPhrases                   = ast.StringTerm("positive"), ast.StringTerm("phrases")
 	weekdays                              [7]*ast.Term
 
 	// noCategories is the categories of a host no list names, the usual case.
@@ -136,11 +138,37 @@ func (b *inputBuilder) timeValue(t time.Time) *ast.Term {
 	return term
 }
 
+// page is input.page: {"scores": {...}, "positive": {...}, "phrases":
+// {category: [phrase, ...]}}. Made once per scored page, so nothing is
+// shared.
+func (b *inputBuilder) page(p *verdict.Page) *ast.Term {
+	num := func(m map[string]float64) *ast.Term {
+		items := make([][2]*ast.Term, 0, len(m))
+		for k, v := range m {
+			items = append(items, ast.Item(b.name(k), ast.FloatNumberTerm(v)))
+		}
+		return ast.ObjectTerm(items...)
+	}
+	phrases := make([][2]*ast.Term, 0, len(p.Phrases))
+	for k, v := range p.Phrases {
+		ts := make([]*ast.Term, len(v))
+		for i, ph := range v {
+			ts[i] = ast.StringTerm(ph)
+		}
+		phrases = append(phrases, ast.Item(b.name(k), ast.ArrayTerm(ts...)))
+	}
+	return ast.ObjectTerm(
+		ast.Item(kScores, num(p.Scores)),
+		ast.Item(kPositive, num(p.Positive)),
+		ast.Item(kPhrases, ast.ObjectTerm(phrases...)),
+	)
+}
+
 // fields collects the members of one input object, so that the object is
 // made in one go (one allocation for all its members) rather than grown key
 // by key.
 type fields struct {
-	items [9][2]*ast.Term
+	items [10][2]*ast.Term
 	n     int
 }
 
@@ -220,6 +248,16 @@ func (b *inputBuilder) value(in *verdict.Input) ast.Value {
 		cats = ast.ObjectTerm(items...)
 	}
 	top.add(kCategories, cats)
+	if len(in.Model) > 0 {
+		items := make([][2]*ast.Term, len(in.Model))
+		for i, m := range in.Model {
+			items[i] = ast.Item(b.name(m.Category), ast.FloatNumberTerm(m.Score))
+		}
+		top.add(kModel, ast.ObjectTerm(items...))
+	}
+	if p := in.Page; p != nil {
+		top.add(kPage, b.page(p))
+	}
 
 	t := in.Time
 	if t.IsZero() {

@@ -91,13 +91,15 @@ func TestInputLeavesAreVerdictsTable(t *testing.T) {
 		Response:   &verdict.Response{Status: 200, ContentType: "text/html", Filename: "a.txt"},
 		DNS:        &verdict.DNSQuestion{QName: "a.example", QType: "A"},
 		Categories: map[string][]string{"social": {"custom"}},
+		Model:      []verdict.ModelScore{{Category: "gambling", Score: 0.97}},
+		Page:       &verdict.Page{Scores: map[string]float64{"gambling": 130}},
 		Time:       time.Date(2026, 11, 25, 23, 30, 0, 0, time.UTC),
 	}
 	got := map[string]bool{}
 	var walk func(prefix string, v ast.Value)
 	walk = func(prefix string, v ast.Value) {
 		obj, ok := v.(ast.Object)
-		if !ok || prefix == "categories" {
+		if !ok || prefix == "categories" || prefix == "model" || prefix == "page" {
 			got[prefix] = true
 			return
 		}

@@ -2,7 +2,9 @@ package verdict
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +37,35 @@ type Options struct {
 	Location *time.Location
 	// Shared is the optional second-level cache.
 	Shared SharedCache
+	// Model, when set, scores the hosts no list names (the domain-name
+	// model); nil, or a model not trained yet, adds nothing.
+	Model NameModel
+}
+
+// NameModel scores a host name for the categories a name can give away
+// (gambling, adult, piracy). It is asked only on a list miss.
+type NameModel interface {
+	// ScoreName appends to dst, in a fixed category order, the categories
+	// whose score for host (normalized: lower case, no trailing dot) is at
+	// or above the model's floor, and returns dst. It must be cheap and
+	// must not allocate beyond growing dst: it runs on every list miss.
+	ScoreName(dst []ModelScore, host string) []ModelScore
+}
+
+// modelLabels are the sources a model score shows in input.categories,
+// "model:0.00" to "model:1.00", made once.
+var modelLabels = func() (out [101]string) {
+	for i := range out {
+		out[i] = fmt.Sprintf("model:%d.%02d", i/100, i%100)
+	}
+	return out
+}()
+
+// band rounds a score down to ModelStep and returns it with its label.
+func band(score float64) (float64, string) {
+	k := int(score*100 + 1e-9)
+	k = max(0, min(100, k))
+	return float64(k) / 100, modelLabels[k]
 }
 
 // Stats are the decider's counters.
@@ -112,8 +143,10 @@ func (d *Decider) Decide(ctx context.Context, in *Input) Decision {
 func (d *Decider) decide(ctx context.Context, in *Input, now time.Time) Decision {
 	d.decisions.Add(1)
 	idx, set, pol, pl := d.prepare(in)
-	if d.cache == nil {
-		in.Categories = set.ByCategory()
+	if d.cache == nil || in.Page != nil {
+		// A page verdict is about one body, not about the URL: the same
+		// URL can serve other content next time, so it is never cached.
+		in.Categories = categoriesOf(set, in)
 		return d.evaluate(ctx, pol, idx, in, "")
 	}
 
@@ -135,7 +168,7 @@ func (d *Decider) decide(ctx context.Context, in *Input, now time.Time) Decision
 			return dec
 		}
 	}
-	in.Categories = set.ByCategory()
+	in.Categories = categoriesOf(set, in)
 	v, _, shared := d.group.Do(key, func() (any, error) {
 		// The evaluation is shared by every caller waiting on this key, so
 		// one caller's cancellation must not fail the others.
@@ -185,7 +218,48 @@ func (d *Decider) prepare(in *Input) (*categories.Index, categories.Set, Policy,
 	}
 	idx := d.lists.Current()
 	pol := d.policies.Active()
-	return idx, classify(idx, in), pol, d.planFor(pol)
+	set := classify(idx, in)
+	d.scoreName(set, in)
+	return idx, set, pol, d.planFor(pol)
+}
+
+// scoreName sets in.Model: the model's banded scores when no list names
+// the host (a name any list names, a benign one included, is never
+// scored), nothing otherwise.
+func (d *Decider) scoreName(set categories.Set, in *Input) {
+	in.Model = in.Model[:0]
+	if d.opts.Model == nil || !set.Empty() {
+		return
+	}
+	host := in.Request.Host
+	if host == "" && in.DNS != nil {
+		host = in.DNS.QName
+	}
+	host = strings.TrimSuffix(host, ".")
+	if host == "" {
+		return
+	}
+	in.Model = d.opts.Model.ScoreName(in.Model, host)
+	for i := range in.Model {
+		in.Model[i].Score, _ = band(in.Model[i].Score)
+	}
+}
+
+// categoriesOf is input.categories: the lists' answer, plus
+// "model:<score>" for each category the model scored on a list miss.
+func categoriesOf(set categories.Set, in *Input) map[string][]string {
+	cats := set.ByCategory()
+	if len(in.Model) == 0 {
+		return cats
+	}
+	if cats == nil {
+		cats = make(map[string][]string, len(in.Model))
+	}
+	for _, m := range in.Model {
+		_, label := band(m.Score)
+		cats[m.Category] = []string{label}
+	}
+	return cats
 }
 
 // appendKey appends the cache key of in: the revisions and exactly the
@@ -207,7 +281,9 @@ func (d *Decider) Explain(ctx context.Context, in *Input) Decision {
 		in.Time = time.Now()
 	}
 	idx := d.lists.Current()
-	in.Categories = classify(idx, in).ByCategory()
+	set := classify(idx, in)
+	d.scoreName(set, in)
+	in.Categories = categoriesOf(set, in)
 	dec := d.evaluate(ctx, d.policies.Active(), idx, in, "")
 	dec.Categories = in.Categories
 	return dec

@@ -2,6 +2,9 @@ package verdict
 
 import (
 	"encoding/binary"
+	"maps"
+	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -81,7 +84,11 @@ var keyFields = []keyField{
 		}
 		return appendStr(append(b, 1), in.DNS.QType)
 	}},
-	{"categories", func(b []byte, _ *Input, k keyCtx) []byte { return appendStr(b, k.cats) }},
+	// The model's scores show in input.categories too ("model:0.97"), so
+	// a policy reading only the categories still keys on them.
+	{"categories", func(b []byte, in *Input, k keyCtx) []byte { return appendModel(appendStr(b, k.cats), in) }},
+	{"model", func(b []byte, in *Input, _ keyCtx) []byte { return appendModel(b, in) }},
+	{"page", appendPage},
 	{"time.weekday", func(b []byte, _ *Input, k keyCtx) []byte { return append(b, byte(k.t.Weekday())) }},
 	{"time.hour", func(b []byte, _ *Input, k keyCtx) []byte { return append(b, byte(k.t.Hour())) }},
 	{"time.date", func(b []byte, _ *Input, k keyCtx) []byte {
@@ -173,6 +180,46 @@ func (kp *keyPlan) append(b []byte, policyRev, listsRev string, in *Input, k key
 	for i, f := range kp.fields {
 		b = append(b, byte(i))
 		b = f.encode(b, in, k)
+	}
+	return b
+}
+
+// appendModel writes the model's banded scores (the decider has rounded
+// them to ModelStep, so a score is its band).
+func appendModel(b []byte, in *Input) []byte {
+	b = binary.AppendUvarint(b, uint64(len(in.Model)))
+	for _, m := range in.Model {
+		b = appendStr(b, m.Category)
+		b = binary.AppendUvarint(b, uint64(m.Score*100+0.5))
+	}
+	return b
+}
+
+// appendPage writes input.page. Page verdicts are never cached (the
+// decider skips the cache for them), but the table must still say how a
+// page takes part in a key, so that no field of the input is outside it.
+func appendPage(b []byte, in *Input, _ keyCtx) []byte {
+	p := in.Page
+	if p == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	for _, m := range []map[string]float64{p.Scores, p.Positive} {
+		keys := slices.Sorted(maps.Keys(m))
+		b = binary.AppendUvarint(b, uint64(len(keys)))
+		for _, k := range keys {
+			b = appendStr(b, k)
+			b = binary.AppendUvarint(b, math.Float64bits(m[k]))
+		}
+	}
+	keys := slices.Sorted(maps.Keys(p.Phrases))
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		b = appendStr(b, k)
+		b = binary.AppendUvarint(b, uint64(len(p.Phrases[k])))
+		for _, ph := range p.Phrases[k] {
+			b = appendStr(b, ph)
+		}
 	}
 	return b
 }

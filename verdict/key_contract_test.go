@@ -77,6 +77,8 @@ func fill(v reflect.Value) {
 		v.SetString("GET") // a method, so content_length is in the input
 	case reflect.Int, reflect.Int64:
 		v.SetInt(80)
+	case reflect.Float64:
+		v.SetFloat(0.97)
 	case reflect.Slice:
 		e := reflect.New(v.Type().Elem()).Elem()
 		fill(e)
@@ -113,6 +115,8 @@ func mutate(in *verdict.Input, l leaf) {
 		v.SetString(v.String() + "x")
 	case reflect.Int, reflect.Int64:
 		v.SetInt(v.Int() + 1)
+	case reflect.Float64:
+		v.SetFloat(v.Float() - 0.01)
 	case reflect.Slice:
 		e := reflect.New(v.Type().Elem()).Elem()
 		fill(e)

@@ -100,9 +100,33 @@ type DNSQuestion struct {
 	QType string
 }
 
+// ModelScore is the domain-name model's score of a host for one category,
+// rounded down to a multiple of ModelStep so that scores in one band share
+// a cached verdict.
+type ModelScore struct {
+	Category string  `json:"category"`
+	Score    float64 `json:"score"`
+}
+
+// ModelStep is the band the model's scores are rounded down to: policy
+// thresholds are written with two decimals (0.97), and a name is blocked
+// at 0.97 exactly when its rounded score is.
+const ModelStep = 0.01
+
+// Page is what page scoring found in a response body (phase response,
+// text/html only): net scores per category (weighted phrases, benign
+// context subtracted), the positive part alone, and the phrases matched,
+// per category, strongest first. The phrases go to the policy and to the
+// safeguarding reviewer's event, never to the learner's block page.
+type Page struct {
+	Scores   map[string]float64  `json:"scores"`
+	Positive map[string]float64  `json:"positive,omitempty"`
+	Phrases  map[string][]string `json:"phrases,omitempty"`
+}
+
 // Input is one decision's policy input, built in Go by the enforcement
-// point. Categories is filled in by the decider from the lists, not by the
-// caller.
+// point. Categories and Model are filled in by the decider from the lists
+// and the domain-name model, not by the caller.
 type Input struct {
 	Source     Source
 	Phase      Phase
@@ -111,6 +135,13 @@ type Input struct {
 	Response   *Response
 	DNS        *DNSQuestion
 	Categories map[string][]string
+	// Model holds the domain-name model's scores at or above its floor,
+	// sorted by category, for a host no list names (a list miss); empty
+	// otherwise. Each also appears in Categories as "model:<score>".
+	Model []ModelScore
+	// Page is set by the proxy at phase response once the body was
+	// scored.
+	Page *Page
 	// Time is the wall-clock moment of the request; the zero value means
 	// "now" and is filled in by the decider.
 	Time time.Time

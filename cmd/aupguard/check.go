@@ -27,6 +27,7 @@ import (
 // target (URL or host) supplies the rest.
 type checkFlags struct {
 	user, client, method, phase, contentType, filename, source, at string
+	page                                                           string
 	groups                                                         stringList
 	contentLength                                                  int64
 	status                                                         int
@@ -51,7 +52,11 @@ type checkOutput struct {
 	// the DNS filter normalise it (verdict.NormalizeHost).
 	Host string `json:"host,omitempty"`
 	*verdict.Decision
-	Error string `json:"error,omitempty"`
+	// Model explains a name-model score (a list miss only), Page the
+	// scores of --page FILE.
+	Model []modelExplain `json:"model,omitempty"`
+	Page  *pageExplain   `json:"page,omitempty"`
+	Error string         `json:"error,omitempty"`
 }
 
 func cmdCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -70,6 +75,7 @@ func cmdCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.StringVar(&f.filename, "filename", "", "response Content-Disposition filename (phase response)")
 	fs.StringVar(&f.source, "source", "", "proxy, dns or check (default: dns for phase query, else check)")
 	fs.StringVar(&f.at, "time", "", "decide as at this time (RFC 3339; default now)")
+	fs.StringVar(&f.page, "page", "", "an HTML file: decide the URL's response as if it served this page (page scoring), and show the scores and matched phrases")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: aupguard check [flags] URL|host|-\n\nPrints the decision as one JSON object; exit 0 allow, 1 block, 2 usage or config error.\nWith \"-\", reads one URL or host per line from stdin and prints one JSON line each.\n\nflags:")
 		fs.PrintDefaults()
@@ -116,6 +122,10 @@ func cmdCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	target := fs.Arg(0)
 	if target == "-" {
+		if f.page != "" {
+			fmt.Fprintln(stderr, "check: --page takes one URL, not -")
+			return exitUsage
+		}
 		return checkMany(ctx, core, f, at, stdin, stdout, stderr)
 	}
 	in, err := f.input(target, at)
@@ -123,8 +133,18 @@ func cmdCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return exitUsage
 	}
+	var page *pageExplain
+	if f.page != "" {
+		if page, err = scorePageFile(cfg, f.page, in); err != nil {
+			fmt.Fprintf(stderr, "check: %v\n", err)
+			return exitUsage
+		}
+	}
+	if err := needsModel(ctx, core, []*verdict.Input{in}); err != nil {
+		fmt.Fprintf(stderr, "check: %v\n", err)
+	}
 	d := core.Decider.Explain(ctx, in)
-	out, _ := json.MarshalIndent(checkOutput{Input: target, Host: in.Request.Host, Decision: &d}, "", "  ")
+	out, _ := json.MarshalIndent(checkOutput{Input: target, Host: in.Request.Host, Decision: &d, Model: explainModel(core, in), Page: page}, "", "  ")
 	fmt.Fprintln(stdout, string(out))
 	if d.Blocked() {
 		return exitBlock
@@ -145,7 +165,20 @@ func checkMany(ctx context.Context, core *app.Core, f checkFlags, at time.Time, 
 	lines := make([]string, 0, chunk)
 	outs := make([][]byte, chunk)
 	var blocked, invalid, total int
+	trained := false
 	flush := func() {
+		if !trained {
+			var ins []*verdict.Input
+			for _, l := range lines {
+				if in, err := f.input(l, at); err == nil {
+					ins = append(ins, in)
+				}
+			}
+			if err := needsModel(ctx, core, ins); err != nil {
+				fmt.Fprintf(stderr, "check: %v\n", err)
+			}
+			trained = true
+		}
 		var wg sync.WaitGroup
 		per := (len(lines) + workers - 1) / workers
 		var mu sync.Mutex
@@ -165,6 +198,7 @@ func checkMany(ctx context.Context, core *app.Core, f checkFlags, at time.Time, 
 						d := core.Decider.Explain(ctx, in)
 						o.Host = in.Request.Host
 						o.Decision = &d
+						o.Model = explainModel(core, in)
 						if d.Blocked() {
 							nb++
 						}

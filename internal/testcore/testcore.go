@@ -8,14 +8,17 @@ package testcore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aupguard/aupguard/categories"
+	"github.com/aupguard/aupguard/categories/modeltrain"
 	"github.com/aupguard/aupguard/internal/testutil"
 	"github.com/aupguard/aupguard/policies"
 	"github.com/aupguard/aupguard/rego"
@@ -27,6 +30,8 @@ type Core struct {
 	*verdict.Decider
 	Engine *rego.Engine
 	Lists  *categories.Index
+	// Model is the domain-name model's trainer (NewWithModel only).
+	Model *modeltrain.Trainer
 }
 
 // Current returns the lists, so Core is a verdict.ListSource.
@@ -69,7 +74,49 @@ func ephemeralPortsData(t testing.TB) string {
 	return dir
 }
 
+// NewWithModel is New with the domain-name model in the decider, trained
+// from the default lists of the mirror (without the extra names, so that
+// the model is trained once per test process and shared: training takes
+// seconds).
+func NewWithModel(t testing.TB, extra map[string][]string) *Core {
+	t.Helper()
+	return buildWith(t, extra, ephemeralPortsData(t), SharedModel(t))
+}
+
+var model struct {
+	once sync.Once
+	tr   *modeltrain.Trainer
+	err  error
+}
+
+// SharedModel returns a Trainer holding a model of the default lists of
+// the mirror, trained on first use.
+func SharedModel(t testing.TB) *modeltrain.Trainer {
+	t.Helper()
+	data := testutil.SharedData(t)
+	model.once.Do(func() {
+		cfg := categories.DefaultConfig()
+		cfg.Mirror, cfg.SampleNames = data, modeltrain.DefaultSampleNames
+		ix, errs := categories.Build(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if len(errs) > 0 {
+			model.err = errors.Join(errs...)
+			return
+		}
+		model.tr = modeltrain.New(modeltrain.Options{})
+		_, model.err = model.tr.Train(context.Background(), ix)
+	})
+	if model.err != nil {
+		t.Fatalf("testcore: model: %v", model.err)
+	}
+	return model.tr
+}
+
 func build(t testing.TB, extra map[string][]string, policyDir string) *Core {
+	t.Helper()
+	return buildWith(t, extra, policyDir, nil)
+}
+
+func buildWith(t testing.TB, extra map[string][]string, policyDir string, tr *modeltrain.Trainer) *Core {
 	t.Helper()
 	ctx := context.Background()
 	cfg := categories.DefaultConfig()
@@ -91,8 +138,12 @@ func build(t testing.TB, extra map[string][]string, policyDir string) *Core {
 	if err != nil {
 		t.Fatalf("testcore: policies: %v", err)
 	}
-	c := &Core{Engine: eng, Lists: idx}
-	c.Decider = verdict.NewDecider(eng, c, verdict.Options{CacheSize: 10000})
+	c := &Core{Engine: eng, Lists: idx, Model: tr}
+	opts := verdict.Options{CacheSize: 10000}
+	if tr != nil {
+		opts.Model = tr
+	}
+	c.Decider = verdict.NewDecider(eng, c, opts)
 	return c
 }
 
