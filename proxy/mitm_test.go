@@ -402,6 +402,16 @@ func TestClientRefusalFallsBack(t *testing.T) {
 // and completes TLS over it trusting roots.
 func tlsThroughProxy(t testing.TB, proxyAddr, host, port string, roots *x509.CertPool) *tls.Conn {
 	t.Helper()
+	tc, err := tlsThroughProxyAs(t, proxyAddr, host, port, host, roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
+// tlsThroughProxyAs is tlsThroughProxy with the client sending sni.
+func tlsThroughProxyAs(t testing.TB, proxyAddr, host, port, sni string, roots *x509.CertPool) (*tls.Conn, error) {
+	t.Helper()
 	c, err := net.DialTimeout("tcp", proxyAddr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -414,11 +424,8 @@ func tlsThroughProxy(t testing.TB, proxyAddr, host, port string, roots *x509.Cer
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("CONNECT: %v %v", resp, err)
 	}
-	tc := tls.Client(c, &tls.Config{ServerName: host, RootCAs: roots})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	return tc
+	tc := tls.Client(c, &tls.Config{ServerName: sni, RootCAs: roots})
+	return tc, tc.Handshake()
 }
 
 // TestInterceptWebSocket: wss through an intercepted host, after the
@@ -569,4 +576,32 @@ func readFile(t testing.TB, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestInterceptInnerHostIgnored: inside an intercepted tunnel the request
+// goes to, and is decided for, the CONNECT host: a Host header naming an
+// allowed site cannot front a post to the social one.
+func TestInterceptInnerHostIgnored(t *testing.T) {
+	m := startMITM(t, nil)
+	roots := x509.NewCertPool()
+	roots.AddCert(m.ica)
+	tc := tlsThroughProxy(t, m.proxy.Host, hostSocial, portOf(m.origin), roots)
+	before := m.harness.origin.hits.Load()
+	fmt.Fprintf(tc, "POST /share HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=b",
+		hostSecure, portOf(m.origin))
+	resp, err := http.ReadResponse(bufio.NewReader(tc), &http.Request{Method: http.MethodPost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, resp)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, hostSocial) || m.harness.origin.hits.Load() != before {
+		t.Errorf("fronted post: %d %q, origin hits +%d", resp.StatusCode, body, m.harness.origin.hits.Load()-before)
+	}
+	if ins := m.inputs.find("request", hostSecure); len(ins) != 0 {
+		t.Errorf("the policy was asked about the Host header's site: %+v", ins)
+	}
+	// Nor does SNI choose the certificate: it is the CONNECT host's.
+	if _, err := tlsThroughProxyAs(t, m.proxy.Host, hostSocial, portOf(m.origin), hostSecure, roots); err == nil {
+		t.Error("the proxy presented a certificate for the SNI name, not the CONNECT host")
+	}
 }
