@@ -30,7 +30,7 @@ const (
 
 // proxyMetrics export proxy.Stats.
 var proxyMetrics = []statMetric{
-	{"Requests", "aupguard_proxy_requests_total", "Plain-HTTP requests decided at phase request.", counter},
+	{"Requests", "aupguard_proxy_requests_total", "HTTP requests decided at phase request (plain HTTP, and inside intercepted tunnels).", counter},
 	{"Connects", "aupguard_proxy_connects_total", "CONNECT (tunnel) requests decided at phase connect.", counter},
 	{"Blocked", "aupguard_proxy_blocked_total", "Requests and tunnels the policy blocked.", counter},
 	{"Alerts", "aupguard_proxy_alerts_total", "Requests the policy allowed but marked for attention.", counter},
