@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -603,5 +604,40 @@ func TestInterceptInnerHostIgnored(t *testing.T) {
 	// Nor does SNI choose the certificate: it is the CONNECT host's.
 	if _, err := tlsThroughProxyAs(t, m.proxy.Host, hostSocial, portOf(m.origin), hostSecure, roots); err == nil {
 		t.Error("the proxy presented a certificate for the SNI name, not the CONNECT host")
+	}
+}
+
+// TestInterceptResponsePhase: the response phase runs inside the tunnel:
+// a .torrent from the intercepted host is blocked before any byte of it
+// reaches the learner.
+func TestInterceptResponsePhase(t *testing.T) {
+	m := startMITM(t, nil)
+	c := m.mitmClient("", true)
+	resp, body := do(t, c, http.MethodGet, at(m.origin, hostSocial, "/download"), nil, "Accept", "text/html")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "This download is blocked") || strings.Contains(body, "announce") {
+		t.Errorf("torrent download: %d %q", resp.StatusCode, body)
+	}
+	ins := m.inputs.find("response", hostSocial)
+	if len(ins) != 1 || ins[0].Response.Filename != "film.torrent" || ins[0].Request.Scheme != "https" {
+		t.Errorf("response-phase inputs %+v", ins)
+	}
+}
+
+// TestInterceptShutdown: an intercepted keep-alive connection idling
+// between requests does not hold up a graceful shutdown.
+func TestInterceptShutdown(t *testing.T) {
+	m := startMITM(t, nil)
+	c := m.mitmClient("", true)
+	resp, _ := do(t, c, http.MethodGet, at(m.origin, hostSocial, "/page"), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := m.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with an idle intercepted connection: %v", err)
+	}
+	if st := m.srv.Stats(); st.TunnelsActive != 0 {
+		t.Errorf("%d tunnels still open after shutdown", st.TunnelsActive)
 	}
 }
