@@ -30,6 +30,7 @@ import (
 
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/intercept"
+	"github.com/aupguard/aupguard/internal/testcore"
 )
 
 // Names of the interception tests, all social in the shipped lists (so
@@ -639,5 +640,45 @@ func TestInterceptShutdown(t *testing.T) {
 	}
 	if st := m.srv.Stats(); st.TunnelsActive != 0 {
 		t.Errorf("%d tunnels still open after shutdown", st.TunnelsActive)
+	}
+}
+
+// TestInterceptSafeSearch: inside an intercepted tunnel to a search
+// engine whose decision asks for safe search, the engine's own switches
+// are set (here www.google.com and www.youtube.com are put in a category
+// the policy intercepts, through a test list).
+func TestInterceptSafeSearch(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]*http.Request{}
+	engines := []string{"www.google.com", "www.youtube.com"}
+	m := startMITM(t, func(s *setup) {
+		lo := netip.MustParseAddr("127.0.0.1")
+		for _, e := range engines {
+			s.opts.Hosts[e] = []netip.Addr{lo}
+		}
+		s.opts.Decider = testcore.New(t, map[string][]string{"social": engines})
+	})
+	eng := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[strings.Split(r.Host, ":")[0]] = r
+		mu.Unlock()
+	}))
+	eng.TLS = &tls.Config{Certificates: []tls.Certificate{m.ca.leaf(t, engines...)}}
+	eng.StartTLS()
+	t.Cleanup(eng.Close)
+	c := m.mitmClient("", true)
+	for _, e := range engines {
+		resp, _ := do(t, c, http.MethodGet, at(eng, e, "/search?q=cats&safe=off"), nil)
+		if resp.StatusCode != http.StatusOK || issuer(resp) != m.ica.Subject.CommonName {
+			t.Fatalf("%s: %d from %q; want intercepted", e, resp.StatusCode, issuer(resp))
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if q := seen["www.google.com"].URL.Query(); q.Get("safe") != "active" || q.Get("q") != "cats" {
+		t.Errorf("google got %v", q)
+	}
+	if got := seen["www.youtube.com"].Header.Get("YouTube-Restrict"); got != "Strict" {
+		t.Errorf("youtube got YouTube-Restrict %q", got)
 	}
 }
