@@ -71,12 +71,18 @@ type mitmState struct {
 // the client puts in SNI: requests on this connection go to the host the
 // policy decided on, so a certificate for any other name would only be a
 // way to front it.
-func (s *Server) interceptTLSConfig(host string) *tls.Config {
+//
+// shown is set once the certificate has been handed to the handshake, so
+// that a client hanging up before it ever saw one is not taken for a
+// device refusing it.
+func (s *Server) interceptTLSConfig(host string, shown *atomic.Bool) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return s.opts.Leaves.Certificate(host)
+			c, err := s.opts.Leaves.Certificate(host)
+			shown.Store(err == nil)
+			return c, err
 		},
 	}
 }
@@ -93,12 +99,13 @@ func (s *Server) mitm(r *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
 	if t.rw != nil && t.rw.buffered != nil && t.rw.buffered.Buffered() > 0 {
 		raw = &prefixConn{Conn: client, r: withBuffered(t.rw.buffered, client)}
 	}
-	tc := tls.Server(raw, s.interceptTLSConfig(host))
+	var shown atomic.Bool
+	tc := tls.Server(raw, s.interceptTLSConfig(host, &shown))
 	hctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeouts.TLSHandshake)
 	err := tc.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
-		if intercept.IsClientRefusal(err) {
+		if shown.Load() && intercept.IsClientRefusal(err) {
 			s.stats.tlsClientRefused.Add(1)
 			if !t.failClosed {
 				s.refusals.Remember(t.ipStr, host)

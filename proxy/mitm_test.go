@@ -682,3 +682,29 @@ func TestInterceptSafeSearch(t *testing.T) {
 		t.Errorf("youtube got YouTube-Restrict %q", got)
 	}
 }
+
+// TestHangUpBeforeHelloIsNoRefusal: a client that opens an intercepted
+// tunnel and hangs up before sending a ClientHello never saw the
+// certificate, so it is not remembered as refusing it (else dropping one
+// connection would buy an unseen tunnel for an hour).
+func TestHangUpBeforeHelloIsNoRefusal(t *testing.T) {
+	m := startMITM(t, nil)
+	c, err := net.DialTimeout("tcp", m.proxy.Host, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT %s:%s HTTP/1.1\r\nHost: x\r\n\r\n", hostSocial, portOf(m.origin))
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	c.Close()
+	waitFor(t, "the tunnel to close", func() bool { return m.srv.Stats().TunnelsActive == 0 })
+	if st := m.srv.Stats(); st.TLSClientRefusals != 0 {
+		t.Errorf("a hang-up before the ClientHello counted as a refusal: %+v", st)
+	}
+	resp2, _ := do(t, m.mitmClient("", true), http.MethodGet, at(m.origin, hostSocial, "/page"), nil)
+	if issuer(resp2) != m.ica.Subject.CommonName {
+		t.Errorf("the next connection was not intercepted (certificate from %q)", issuer(resp2))
+	}
+}
