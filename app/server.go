@@ -120,6 +120,10 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 	if s.pages, err = pageScorer(cfg); err != nil {
 		return nil, err
 	}
+	leaves, refusals, err := interception(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	s.Proxy, err = proxy.New(cfg.Proxy, proxy.Options{
 		Decider:        core.Decider,
 		Emitter:        s.Events,
@@ -131,6 +135,8 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 		ProtectedAddrs: protected,
 		SafeSearchHost: dnsfilter.SafeSearchHost,
 		PageScorer:     s.pages,
+		Leaves:         leaves,
+		Refusals:       refusals,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
