@@ -220,8 +220,8 @@ func (e *Engine) Watch(ctx context.Context) error {
 			}
 			return overlays[abs]
 		},
-		Delay:     e.opts.Debounce,
-		OnError:   func(err error) { e.log.Warn("policy watcher error", "error", err) },
+		Delay:   e.opts.Debounce,
+		OnError: func(err error) { e.log.Warn("policy watcher error", "error", err) },
 	}, func() {
 		// The error is logged and kept in History by Reload.
 		_, _ = e.Reload(ctx, "file change")
