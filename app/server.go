@@ -42,6 +42,7 @@ type Server struct {
 
 	admin   *http.Server
 	adminLn net.Listener
+	con     consoleParts
 	started time.Time
 
 	bgCancel context.CancelFunc
@@ -111,6 +112,9 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 	if cfg.DNS.Enabled {
 		protected = append(protected, cfg.DNS.Listen)
 	}
+	if cfg.Console.Listen != "" {
+		protected = append(protected, cfg.Console.Listen)
+	}
 	s.Proxy, err = proxy.New(cfg.Proxy, proxy.Options{
 		Decider:        core.Decider,
 		Emitter:        s.Events,
@@ -124,6 +128,9 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 	})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	if err := s.newConsole(); err != nil {
+		return nil, err
 	}
 	if cfg.DNS.Enabled {
 		s.DNS, err = dnsfilter.New(cfg.DNS.Config, dnsfilter.Options{
@@ -232,6 +239,9 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.startConsole(bgctx); err != nil {
+		return err
+	}
 	attrs := []any{"proxy", s.Proxy.Addr().String(), "policy", s.Core.Engine.Current().Revision(), "lists", s.Core.Lists.Current().Revision()}
 	if s.DNS != nil {
 		udp, _ := s.DNS.Addr()
@@ -239,6 +249,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if s.adminLn != nil {
 		attrs = append(attrs, "admin", s.adminLn.Addr().String())
+	}
+	if s.con.ln != nil {
+		attrs = append(attrs, "console", s.con.ln.Addr().String())
 	}
 	s.log.Info("aupguard serving", attrs...)
 	return nil
@@ -371,6 +384,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("admin: %w", err))
 		}
 	}
+	if err := s.shutdownConsole(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	// Events last: requests finishing above may still emit.
 	if err := s.Events.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("events: %w", err))
@@ -383,6 +399,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := waitCtx(ctx, s.Redis.Close); err != nil {
 			errs = append(errs, fmt.Errorf("redis: %w", err))
 		}
+	}
+	if err := s.closeConsole(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aupguard/aupguard/categories"
 	"github.com/aupguard/aupguard/config/field"
+	"github.com/aupguard/aupguard/console"
 	"github.com/aupguard/aupguard/dnsfilter"
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/identity"
@@ -50,6 +51,10 @@ type Config struct {
 	Admin     Admin  `yaml:"admin"`
 	// Intercept is selective TLS interception: the CA and its leaves.
 	Intercept intercept.Config `yaml:"intercept"`
+	// Console is the safeguarding staff's web console (alerts, learner
+	// timelines, review requests, audit log); its data is under
+	// data_dir/console and its accounts in data_dir/staff/users.json.
+	Console console.Config `yaml:"console"`
 }
 
 // DNS is the DNS filter's section: its own keys plus a switch.
@@ -128,6 +133,7 @@ func Default() *Config {
 		Redis:     redisstore.DefaultConfig(),
 		Intercept: intercept.DefaultConfig(),
 		Admin:     Admin{Listen: "127.0.0.1:9090"},
+		Console:   console.DefaultConfig(),
 	}
 }
 
@@ -218,6 +224,10 @@ func (c *Config) Validate() error {
 	add(field.Prefix("events", c.Events.Validate()))
 	add(field.Prefix("redis", c.Redis.Validate()))
 	add(field.Prefix("intercept", c.Intercept.Validate()))
+	add(field.Prefix("console", c.Console.Validate()))
+	if c.Console.Listen != "" && c.Console.Listen == c.Admin.Listen {
+		add(field.Errorf("console.listen", "%s is also admin.listen: the console needs its own address", c.Console.Listen))
+	}
 	return errors.Join(errs...)
 }
 

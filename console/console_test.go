@@ -591,3 +591,32 @@ func TestAPISummary(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+// What browsers send with a form under Referrer-Policy: no-referrer, and
+// what they send from another site.
+func TestOriginChecks(t *testing.T) {
+	h := newHarness(t)
+	login := func(hdr map[string]string) int {
+		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/login", strings.NewReader(url.Values{"username": {"dsl"}, "password": {password}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		return h.browser().do(req).status
+	}
+	for name, c := range map[string]struct {
+		hdr  map[string]string
+		want int
+	}{
+		"same-origin null origin": {map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "null"}, http.StatusSeeOther},
+		"same origin":             {map[string]string{"Origin": h.srv.URL}, http.StatusSeeOther},
+		"no headers (curl)":       {nil, http.StatusSeeOther},
+		"cross-site":              {map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "null"}, http.StatusForbidden},
+		"same-site sibling":       {map[string]string{"Sec-Fetch-Site": "same-site"}, http.StatusForbidden},
+		"other origin":            {map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
+	} {
+		if got := login(c.hdr); got != c.want {
+			t.Errorf("%s: %d, want %d", name, got, c.want)
+		}
+	}
+}

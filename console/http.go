@@ -90,15 +90,21 @@ func (c *Console) headers(next http.Handler) http.Handler {
 	})
 }
 
-// sameOrigin accepts a request with no Origin (not a browser, or an old
-// one) or one whose Origin is this console; Sec-Fetch-Site, when sent, must
-// not be cross-site.
+// sameOrigin refuses a request a browser says is from another site.
+// Sec-Fetch-Site, which every current browser sends, decides when present.
+// Otherwise a real Origin must be this console's; "null" (what a browser
+// sends for a form under Referrer-Policy: no-referrer) and no Origin at all
+// (not a browser) pass, and the session's CSRF token is what guards those.
 func (c *Console) sameOrigin(r *http.Request) bool {
-	if s := r.Header.Get("Sec-Fetch-Site"); s == "cross-site" || s == "same-site" {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	case "":
+	default: // cross-site, same-site (a sibling host)
 		return false
 	}
 	o := r.Header.Get("Origin")
-	if o == "" {
+	if o == "" || o == "null" {
 		return true
 	}
 	u, err := url.Parse(o)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -191,8 +192,14 @@ func (e *Engine) Watch(ctx context.Context) error {
 	}
 	overlays := map[string]bool{}
 	for _, o := range e.opts.Overlays {
-		if abs, err := filepath.Abs(o); err == nil {
-			overlays[abs] = true
+		abs, err := filepath.Abs(o)
+		if err != nil {
+			continue
+		}
+		overlays[abs] = true
+		// No directory, no writer (the console is off): SIGHUP still
+		// reloads a file put there by hand.
+		if st, err := os.Stat(filepath.Dir(abs)); err == nil && st.IsDir() {
 			dirs = append(dirs, filepath.Dir(abs))
 		}
 	}
