@@ -430,7 +430,7 @@ func (s *shooter) take(name string) {
 			emulate = chromedp.EmulateViewport(w.width, w.height, chromedp.EmulateMobile)
 		}
 		run(s.t, s.b, "viewport "+name, emulate)
-		png := cdpGet(s.t, s.b, "screenshot "+name, chromedp.FullScreenshot(90))
+		png := cdpGet(s.t, s.b, "screenshot "+name, chromedp.FullScreenshot(100))
 		if err := os.WriteFile(filepath.Join(s.dir, fmt.Sprintf("%s-%s.png", name, w.label)), png, 0o644); err != nil {
 			s.t.Fatal(err)
 		}

@@ -19,6 +19,9 @@ type session struct {
 	id      string
 	user    string
 	role    staff.Role
+	// changed is when the account's password was set, at login: a new
+	// password (aupguard users passwd) ends the sessions of the old one.
+	changed time.Time
 	csrf    string
 	created time.Time
 	last    time.Time
@@ -45,9 +48,9 @@ func token() string {
 
 // create starts a session with a fresh ID (never one the browser brought,
 // so a planted cookie cannot become a logged-in session).
-func (s *sessions) create(user string, role staff.Role) *session {
+func (s *sessions) create(u staff.User) *session {
 	now := s.now()
-	ss := &session{id: token(), user: user, role: role, csrf: token(), created: now, last: now}
+	ss := &session{id: token(), user: u.Name, role: u.Role, changed: u.Changed, csrf: token(), created: now, last: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweepLocked(now)

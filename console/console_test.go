@@ -216,8 +216,17 @@ func TestRoles(t *testing.T) {
 			t.Errorf("%s: dashboard must count categories and name no learner or host", user)
 		}
 	}
-	// An account removed with `aupguard users remove` loses its session.
+	// A new password (`aupguard users passwd`) ends the old sessions.
 	b := h.browser()
+	b.login("dsl")
+	if err := h.c.opts.Accounts.(interface{ SetPassword(string, string) error }).SetPassword("dsl", "another long passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.get("/alerts"); p.status != http.StatusSeeOther {
+		t.Fatalf("session survived a password change: %d", p.status)
+	}
+	// An account removed with `aupguard users remove` loses its session.
+	b = h.browser()
 	b.login("governor")
 	if err := h.c.opts.Accounts.(interface{ Remove(string) error }).Remove("governor"); err != nil {
 		t.Fatal(err)

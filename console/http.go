@@ -157,8 +157,8 @@ func roleIn(r staff.Role, roles []staff.Role) bool {
 }
 
 // sessionOf finds the request's live session. The account is looked up
-// again each time: an account removed, or given another role, with
-// `aupguard users` loses its sessions at once.
+// again each time: an account removed, given another role or a new
+// password with `aupguard users` loses its sessions at once.
 func (c *Console) sessionOf(r *http.Request) (session, bool) {
 	ck, err := r.Cookie(c.cookieName())
 	if err != nil || ck.Value == "" {
@@ -172,7 +172,7 @@ func (c *Console) sessionOf(r *http.Request) (session, bool) {
 		c.log.Error("console: re-reading staff accounts", "err", err)
 	}
 	u, ok := c.opts.Accounts.Lookup(ss.user)
-	if !ok || u.Role != ss.role {
+	if !ok || u.Role != ss.role || !u.Changed.Equal(ss.changed) {
 		c.sess.endUser(ss.user)
 		return session{}, false
 	}
@@ -250,7 +250,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	if ck, err := r.Cookie(c.cookieName()); err == nil {
 		c.sess.end(ck.Value)
 	}
-	ss := c.sess.create(u.Name, u.Role)
+	ss := c.sess.create(u)
 	c.setCookie(w, ss.id, 0)
 	c.auditRaw(r.Context(), AuditEntry{Staff: u.Name, Role: string(u.Role), ClientIP: ip, Action: "login"})
 	if next == "/" {

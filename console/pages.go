@@ -141,6 +141,11 @@ func (c *Console) approveChoices(ev Row, disputed *Row) approveForm {
 		if f.Category == "" {
 			f.Category = disputed.Category
 		}
+		// A review posted by a client with no groups of its own was
+		// decided as the default group: the block names it.
+		if len(f.Groups) == 0 && (f.User == "" || f.User == disputed.User) {
+			f.Groups = disputed.Groups
+		}
 	}
 	return f
 }
