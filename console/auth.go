@@ -16,9 +16,9 @@ import (
 // session is one logged-in member of staff. Sessions live in memory only:
 // a restart logs everyone out, which is the safe direction.
 type session struct {
-	id      string
-	user    string
-	role    staff.Role
+	id   string
+	user string
+	role staff.Role
 	// changed is when the account's password was set, at login: a new
 	// password (aupguard users passwd) ends the sessions of the old one.
 	changed time.Time
