@@ -9,7 +9,9 @@ import (
 // chart is one small bar chart: blocks and alerts per day, drawn as SVG by
 // the dashboard template from these numbers (no script, no library).
 type chart struct {
-	Title  string
+	Title string
+	// Base is the y of the axis; labels go below it.
+	Base   int
 	Total  int
 	Alerts int
 	Max    int
@@ -26,14 +28,17 @@ type bar struct {
 }
 
 type tick struct {
-	X     int
-	Label string
+	X      int
+	Label  string
+	Anchor string // start, middle or end, so edge labels are not cut off
 }
 
+// The small charts' size, and the overall chart's (wider, so that the SVG,
+// which scales to the page's width, keeps its text at reading size).
 const (
-	chartW = 320
-	chartH = 96
-	chartB = 18 // room for the day labels
+	chartW, chartH = 320, 96
+	wideW, wideH   = 960, 150
+	chartB         = 18 // room for the day labels
 )
 
 // charts builds the overall chart and one per category (the busiest
@@ -71,8 +76,8 @@ func charts(rows []DayCount, start time.Time, days int) (chart, []chart, []Categ
 		}
 		return table[i].Category < table[j].Category
 	})
-	build := func(title string, s *series) chart {
-		c := chart{Title: title, Total: sum(s.blocks), Alerts: sum(s.alerts), Width: chartW, Height: chartH + chartB}
+	build := func(title string, s *series, chartW, chartH int) chart {
+		c := chart{Title: title, Total: sum(s.blocks), Alerts: sum(s.alerts), Width: chartW, Height: chartH + chartB, Base: chartH}
 		c.Max = 1
 		for i := range s.blocks {
 			c.Max = max(c.Max, s.blocks[i], s.alerts[i])
@@ -92,19 +97,24 @@ func charts(rows []DayCount, start time.Time, days int) (chart, []chart, []Categ
 			w := (slot - 4) / 2
 			c.Bars = append(c.Bars, bar{X: x, W: w, BlockY: chartH - bh, BlockH: bh, AlertY: chartH - ah, AlertH: ah,
 				Label: d.Format("Mon 2 Jan") + ": " + strconv.Itoa(s.blocks[i]) + " blocked, " + strconv.Itoa(s.alerts[i]) + " alerts"})
-			if i == 0 || i == days-1 || i == days/2 {
-				c.Ticks = append(c.Ticks, tick{X: x + w, Label: d.Format("2 Jan")})
+			switch i {
+			case 0:
+				c.Ticks = append(c.Ticks, tick{X: x, Label: d.Format("2 Jan"), Anchor: "start"})
+			case days / 2:
+				c.Ticks = append(c.Ticks, tick{X: x + w, Label: d.Format("2 Jan"), Anchor: "middle"})
+			case days - 1:
+				c.Ticks = append(c.Ticks, tick{X: x + 2*w, Label: d.Format("2 Jan"), Anchor: "end"})
 			}
 		}
 		return c
 	}
-	overall := build("All categories", all)
+	overall := build("All categories", all, wideW, wideH)
 	var cs []chart
 	for i, t := range table {
 		if i == 8 {
 			break
 		}
-		cs = append(cs, build(t.Category, per[t.Category]))
+		cs = append(cs, build(t.Category, per[t.Category], chartW, chartH))
 	}
 	return overall, cs, table
 }
