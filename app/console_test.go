@@ -300,8 +300,11 @@ func TestConsoleEndToEndInChromium(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "itadmin"),
 		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), staffPassword),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`main .card`)))
-	for _, p := range []struct{ name, path string }{{"policy", "/policy"}, {"audit", "/audit"}, {"users", "/users"}} {
+		// An admin lands on /policy; navigating before that redirect has
+		// finished would abort it.
+		chromedp.WaitVisible(chromedp.CSS(`dl.facts`)))
+	shots.take("policy")
+	for _, p := range []struct{ name, path string }{{"audit", "/audit"}, {"users", "/users"}} {
 		run(t, b, p.name, chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS(`main`)))
 		shots.take(p.name)
 	}
