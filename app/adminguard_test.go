@@ -20,6 +20,7 @@ func serveAdmin(t *testing.T, adminListen string) *Server {
 	yaml := fmt.Sprintf(`data_dir: %s
 lists: {mirror: %q}
 admin: {listen: %q}
+console: {listen: ""}
 dns: {enabled: false}
 policy: {watch: false}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8, "::1/128"]}
@@ -127,6 +128,7 @@ func TestDNSListenerUnreachableThroughProxy(t *testing.T) {
 	yaml := fmt.Sprintf(`data_dir: %s
 lists: {mirror: %q}
 admin: {listen: ""}
+console: {listen: ""}
 dns: {enabled: true, listen: "127.0.0.1:0", udp_sockets: 1}
 policy: {watch: false}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}

@@ -50,7 +50,7 @@ func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, live boo
 		return nil, fmt.Errorf("lists: %w", err)
 	}
 	var builtin = policies.FS
-	opts := rego.Options{Dir: cfg.Policy.Dir, Location: loc, Logger: log}
+	opts := rego.Options{Dir: cfg.Policy.Dir, Location: loc, Logger: log, Overlays: policyOverlays(cfg)}
 	if cfg.Policy.Builtin {
 		opts.Builtin = builtin
 	}

@@ -27,6 +27,7 @@ func instance(t *testing.T, name, redisAddr, policyDir, alertURL string) *Server
 data_dir: %s
 lists: {mirror: %s}
 admin: {listen: ""}
+console: {listen: ""}
 dns: {enabled: false}
 policy: {dir: %s, watch: false}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}

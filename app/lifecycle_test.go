@@ -24,6 +24,7 @@ func TestStartCancelledQuicklyExits(t *testing.T) {
 		t.Run(fmt.Sprint(delay), func(t *testing.T) {
 			yaml := fmt.Sprintf(`data_dir: %s
 admin: {listen: ""}
+console: {listen: ""}
 proxy: {listen: "127.0.0.1:0"}
 dns: {enabled: true, listen: "127.0.0.1:0", udp_sockets: 2, upstreams: ["127.0.0.1:9"]}
 `, t.TempDir())

@@ -25,6 +25,7 @@ func TestMetricsExpositionIsLintClean(t *testing.T) {
 data_dir: %s
 lists: {mirror: %s}
 admin: {listen: "127.0.0.1:0"}
+console: {listen: ""}
 dns: {enabled: true, listen: "127.0.0.1:0", upstreams: ["127.0.0.1:9"], udp_sockets: 1}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}
 hosts: {www.pokerstars.com: [127.0.0.1]}

@@ -44,6 +44,7 @@ type Server struct {
 	admin     *http.Server
 	adminLn   net.Listener
 	adminAuth *admin.Auth
+	con       consoleParts
 	started   time.Time
 
 	bgCancel context.CancelFunc
@@ -117,6 +118,9 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 	if cfg.DNS.Enabled {
 		protected = append(protected, cfg.DNS.Listen)
 	}
+	if cfg.Console.Listen != "" {
+		protected = append(protected, cfg.Console.Listen)
+	}
 	if s.pages, err = pageScorer(cfg); err != nil {
 		return nil, err
 	}
@@ -140,6 +144,9 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 	})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	if err := s.newConsole(); err != nil {
+		return nil, err
 	}
 	if cfg.DNS.Enabled {
 		s.DNS, err = dnsfilter.New(cfg.DNS.Config, dnsfilter.Options{
@@ -248,6 +255,9 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.startConsole(bgctx); err != nil {
+		return err
+	}
 	attrs := []any{"proxy", s.Proxy.Addr().String(), "policy", s.Core.Engine.Current().Revision(), "lists", s.Core.Lists.Current().Revision()}
 	if s.DNS != nil {
 		udp, _ := s.DNS.Addr()
@@ -255,6 +265,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if s.adminLn != nil {
 		attrs = append(attrs, "admin", s.adminLn.Addr().String())
+	}
+	if s.con.ln != nil {
+		attrs = append(attrs, "console", s.con.ln.Addr().String())
 	}
 	s.log.Info("aupguard serving", attrs...)
 	return nil
@@ -397,6 +410,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("admin: %w", err))
 		}
 	}
+	if err := s.shutdownConsole(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	// Events last: requests finishing above may still emit.
 	if err := s.Events.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("events: %w", err))
@@ -409,6 +425,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := waitCtx(ctx, s.Redis.Close); err != nil {
 			errs = append(errs, fmt.Errorf("redis: %w", err))
 		}
+	}
+	if err := s.closeConsole(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aupguard/aupguard/categories"
 	"github.com/aupguard/aupguard/categories/modeltrain"
 	"github.com/aupguard/aupguard/config/field"
+	"github.com/aupguard/aupguard/console"
 	"github.com/aupguard/aupguard/dnsfilter"
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/identity"
@@ -58,6 +59,10 @@ type Config struct {
 	// PageScoring scores HTML pages at the response phase
 	// (policies/page.rego decides).
 	PageScoring proxy.PageScoreConfig `yaml:"page_scoring"`
+	// Console is the safeguarding staff's web console (alerts, learner
+	// timelines, review requests, audit log); its data is under
+	// data_dir/console and its accounts in data_dir/staff/users.json.
+	Console console.Config `yaml:"console"`
 }
 
 // DNS is the DNS filter's section: its own keys plus a switch.
@@ -143,6 +148,7 @@ func Default() *Config {
 
 		NameModel:   modeltrain.DefaultConfig(),
 		PageScoring: proxy.DefaultPageScoreConfig(),
+		Console:     console.DefaultConfig(),
 	}
 }
 
@@ -239,6 +245,10 @@ func (c *Config) Validate() error {
 	}
 	if c.PageScoring.Enabled {
 		add(field.Prefix("page_scoring", c.PageScoring.Validate()))
+	}
+	add(field.Prefix("console", c.Console.Validate()))
+	if c.Console.Listen != "" && c.Console.Listen == c.Admin.Listen {
+		add(field.Errorf("console.listen", "%s is also admin.listen: the console needs its own address", c.Console.Listen))
 	}
 	return errors.Join(errs...)
 }

@@ -154,6 +154,7 @@ identity: {networks: [127.0.0.0/8]}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}
 dns: {enabled: true, listen: "127.0.0.1:0", udp_sockets: 1, upstreams: ["127.0.0.1:9"]}
 admin: {listen: "127.0.0.1:0"}
+console: {listen: ""}
 hosts:
   www.bet365.com: [127.0.0.1]
   www.bbc.co.uk: [127.0.0.1]

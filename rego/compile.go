@@ -143,8 +143,9 @@ func Test(ctx context.Context, files Files) (TestReport, error) {
 }
 
 // prepare compiles the set, runs its tests, and prepares the query. Any
-// failure means the set must not be activated.
-func prepare(ctx context.Context, files Files, query string, opts Options) (*Policy, error) {
+// failure means the set must not be activated. The tests run on testFiles,
+// the set without its overlays (Options.Overlays), when that differs.
+func prepare(ctx context.Context, files, testFiles Files, query string, opts Options) (*Policy, error) {
 	l, err := parse(files)
 	if err != nil {
 		return nil, err
@@ -154,7 +155,13 @@ func prepare(ctx context.Context, files Files, query string, opts Options) (*Pol
 		return nil, err
 	}
 	if !opts.SkipTests {
-		rep, err := runTests(ctx, l)
+		tl := l
+		if testFiles != nil && testFiles.Revision() != files.Revision() {
+			if tl, err = parse(testFiles); err != nil {
+				return nil, err
+			}
+		}
+		rep, err := runTests(ctx, tl)
 		if err != nil {
 			return nil, err
 		}

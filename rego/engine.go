@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +33,15 @@ type Options struct {
 	Query string
 	// Location is the time zone of input.time; time.Local when nil.
 	Location *time.Location
+	// Overlays are data files laid over the set after Dir, each under its
+	// base name (rego.Files.WithOverlays): data aupguard writes itself, such
+	// as the exceptions safeguarding staff approve in the console. They are
+	// part of the revision and reload like any policy file, but the set's
+	// unit tests run without them: the rules' tests must not pass or fail
+	// with live data (an exception for a learner who shares a test
+	// fixture's name would otherwise block its own activation). The files'
+	// writers validate them.
+	Overlays []string
 	// SkipTests activates a set without running its unit tests. Only
 	// tooling that evaluates a set it has just tested uses it.
 	SkipTests bool
@@ -79,11 +91,11 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		opts.Logger = slog.Default()
 	}
 	e := &Engine{opts: opts, log: opts.Logger.With("component", "policy")}
-	files, err := Gather(opts.Builtin, opts.Dir)
+	base, files, err := e.gather()
 	if err != nil {
 		return nil, err
 	}
-	p, err := prepare(ctx, files, opts.Query, opts)
+	p, err := prepare(ctx, files, base, opts.Query, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +140,7 @@ func (e *Engine) Reload(ctx context.Context, trigger string) (bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cur := e.active.Load()
-	files, err := Gather(e.opts.Builtin, e.opts.Dir)
+	base, files, err := e.gather()
 	if err != nil {
 		return false, e.reject(cur, "", trigger, err)
 	}
@@ -136,7 +148,7 @@ func (e *Engine) Reload(ctx context.Context, trigger string) (bool, error) {
 	if rev == cur.revision {
 		return false, nil
 	}
-	p, err := prepare(ctx, files, e.opts.Query, e.opts)
+	p, err := prepare(ctx, files, base, e.opts.Query, e.opts)
 	if err != nil {
 		return false, e.reject(cur, rev, trigger, err)
 	}
@@ -155,19 +167,68 @@ func (e *Engine) reject(cur *Policy, rev, trigger string, err error) error {
 	return fmt.Errorf("policy %s rejected, revision %s still active: %w", rev, cur.revision, err)
 }
 
-// Watch reloads whenever a file in the policy directory changes, until
-// ctx is done. Without a directory there is nothing to watch and it just
-// waits.
+// gather reads the set: base without the overlays (what the unit tests
+// run on) and files with them (what is activated).
+func (e *Engine) gather() (base, files Files, err error) {
+	base, err = Gather(e.opts.Builtin, e.opts.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	files, err = base.WithOverlays(e.opts.Overlays)
+	if err != nil {
+		return nil, nil, err
+	}
+	return base, files, nil
+}
+
+// Watch reloads whenever a file in the policy directory or an overlay
+// changes, until ctx is done. With neither there is nothing to watch and
+// it just waits. An overlay's directory must exist when Watch starts (its
+// writer creates it); the file itself may come later.
 func (e *Engine) Watch(ctx context.Context) error {
-	if e.opts.Dir == "" {
+	var dirs []string
+	if e.opts.Dir != "" {
+		dirs = append(dirs, e.opts.Dir)
+	}
+	overlays := map[string]bool{}
+	for _, o := range e.opts.Overlays {
+		abs, err := filepath.Abs(o)
+		if err != nil {
+			continue
+		}
+		overlays[abs] = true
+		// No directory, no writer (the console is off): SIGHUP still
+		// reloads a file put there by hand.
+		if st, err := os.Stat(filepath.Dir(abs)); err == nil && st.IsDir() {
+			dirs = append(dirs, filepath.Dir(abs))
+		}
+	}
+	if len(dirs) == 0 {
 		<-ctx.Done()
 		return nil
 	}
+	policyDir := ""
+	if e.opts.Dir != "" {
+		policyDir, _ = filepath.Abs(e.opts.Dir)
+	}
 	err := watch.Run(ctx, watch.Options{
-		Dirs:      []string{e.opts.Dir},
-		Recursive: true,
-		Delay:     e.opts.Debounce,
-		OnError:   func(err error) { e.log.Warn("policy watcher error", "error", err) },
+		Dirs:      dirs,
+		Recursive: e.opts.Dir != "",
+		// Every change under the policy directory counts; in an overlay's
+		// directory (which holds other things, such as the console's
+		// database) only the overlay itself.
+		Match: func(p string) bool {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return true
+			}
+			if policyDir != "" && (abs == policyDir || strings.HasPrefix(abs, policyDir+string(filepath.Separator))) {
+				return true
+			}
+			return overlays[abs]
+		},
+		Delay:   e.opts.Debounce,
+		OnError: func(err error) { e.log.Warn("policy watcher error", "error", err) },
 	}, func() {
 		// The error is logged and kept in History by Reload.
 		_, _ = e.Reload(ctx, "file change")

@@ -3,6 +3,7 @@ package rego
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -55,6 +56,32 @@ func Gather(builtin fs.FS, dir string) (Files, error) {
 		return nil, fmt.Errorf("no policy files (no built-in policies and no policy directory)")
 	}
 	return files, nil
+}
+
+// WithOverlays returns a copy of f with each overlay data file laid over it
+// under its base name (replacing a file of that name). A missing overlay is
+// skipped, so the file it would replace stays: the console's exceptions
+// file (data_dir/console/exceptions.yaml over the built-in, empty
+// exceptions.yaml) exists only once staff approve the first exception.
+func (f Files) WithOverlays(overlays []string) (Files, error) {
+	out := make(Files, len(f)+len(overlays))
+	for n, b := range f {
+		out[n] = b
+	}
+	for _, p := range overlays {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("policy data overlay: %w", err)
+		}
+		if !policyFile(p) || path.Ext(p) == ".rego" {
+			return nil, fmt.Errorf("policy data overlay %s: not a .yaml, .yml or .json data file", p)
+		}
+		out[filepath.Base(p)] = b
+	}
+	return out, nil
 }
 
 func readTree(fsys fs.FS, into Files) error {

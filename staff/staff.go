@@ -73,6 +73,22 @@ type Store struct {
 
 	mu    sync.Mutex
 	users []User
+	// stamp is the file's modification time and size when last read or
+	// written, for Refresh.
+	stamp fileStamp
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stampOf(path string) fileStamp {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{st.ModTime(), st.Size()}
 }
 
 // Options tune a Store; zero values take the defaults.
@@ -96,22 +112,65 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("staff: %w", err)
 	}
 	s := &Store{path: path, cost: opts.Cost, now: opts.Now, dummy: dummy}
+	users, stamp, err := readUsers(path)
+	if err != nil {
+		return nil, err
+	}
+	s.users, s.stamp = users, stamp
+	return s, nil
+}
+
+// readUsers reads and checks the account file; none is no accounts.
+func readUsers(path string) ([]User, fileStamp, error) {
+	stamp := stampOf(path)
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return s, nil
+		return nil, fileStamp{}, nil
 	case err != nil:
-		return nil, fmt.Errorf("staff: %w", err)
+		return nil, stamp, fmt.Errorf("staff: %w", err)
 	}
-	if err := json.Unmarshal(b, &s.users); err != nil {
-		return nil, fmt.Errorf("staff: %s: %w", path, err)
+	var users []User
+	if err := json.Unmarshal(b, &users); err != nil {
+		return nil, stamp, fmt.Errorf("staff: %s: %w", path, err)
 	}
-	for i, u := range s.users {
+	for i, u := range users {
 		if !nameRE.MatchString(u.Name) || !slices.Contains(Roles(), u.Role) || u.Hash == "" {
-			return nil, fmt.Errorf("staff: %s: entry %d (%q) is not a valid account", path, i, u.Name)
+			return nil, stamp, fmt.Errorf("staff: %s: entry %d (%q) is not a valid account", path, i, u.Name)
 		}
 	}
-	return s, nil
+	return users, stamp, nil
+}
+
+// Refresh re-reads the file when it changed since the store last read or
+// wrote it: `aupguard users` edits the file while the console runs, and an
+// account it adds, removes or re-passwords counts from the next request.
+// On error the accounts already loaded stay.
+func (s *Store) Refresh() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if stampOf(s.path) == s.stamp {
+		return nil
+	}
+	users, stamp, err := readUsers(s.path)
+	if err != nil {
+		return err
+	}
+	s.users, s.stamp = users, stamp
+	return nil
+}
+
+// Lookup returns the account name (without its hash), if it exists.
+func (s *Store) Lookup(name string) (User, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(name)
+	if i < 0 {
+		return User{}, false
+	}
+	u := s.users[i]
+	u.Hash = ""
+	return u, true
 }
 
 // Add creates an account.
@@ -252,6 +311,6 @@ func (s *Store) save(users []User) error {
 	if err != nil {
 		return fmt.Errorf("staff: %s: %w", s.path, err)
 	}
-	s.users = users
+	s.users, s.stamp = users, stampOf(s.path)
 	return nil
 }

@@ -97,3 +97,41 @@ func TestOpenRejectsACorruptFile(t *testing.T) {
 		t.Errorf("bad JSON: %v", err)
 	}
 }
+
+// An account another process (the CLI) adds or removes while the console
+// runs counts after Refresh.
+func TestRefreshSeesOtherWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	console, err := Open(path, Options{Cost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := Open(path, Options{Cost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Add("dsl", RoleSafeguarding, "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := console.Lookup("dsl"); ok {
+		t.Fatal("seen before Refresh: the test proves nothing")
+	}
+	if err := console.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := console.Lookup("dsl"); !ok || u.Role != RoleSafeguarding || u.Hash != "" {
+		t.Fatalf("after Refresh: %+v %v", u, ok)
+	}
+	if _, err := console.Authenticate("dsl", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Remove("dsl"); err != nil {
+		t.Fatal(err)
+	}
+	if err := console.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := console.Lookup("dsl"); ok {
+		t.Fatal("removed account still there after Refresh")
+	}
+}

@@ -75,6 +75,7 @@ func TestServeOfflineStartsOnTheSeed(t *testing.T) {
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir: %s
 log: {level: info}
 admin: {listen: "127.0.0.1:0"}
+console: {listen: ""}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}
 dns: {enabled: false}
 lists: {fetch_timeout: 3s}

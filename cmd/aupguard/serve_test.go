@@ -95,6 +95,7 @@ func baseConfig(t *testing.T, dataDir string, extra string) string {
 lists: {mirror: %s}
 log: {level: info}
 admin: {listen: "127.0.0.1:0"}
+console: {listen: ""}
 proxy:
   listen: "127.0.0.1:0"
   allow_destinations: [127.0.0.0/8]

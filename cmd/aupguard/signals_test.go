@@ -240,6 +240,7 @@ func TestBinarySignals(t *testing.T) {
 	writeFile(t, cfg, fmt.Sprintf(`data_dir: %q
 log: {level: info}
 admin: {listen: "127.0.0.1:0", auth: {token_file: %q}}
+console: {listen: ""}
 proxy:
   listen: "127.0.0.1:0"
   allow_destinations: [127.0.0.0/8]
