@@ -3,6 +3,7 @@ package admin
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -195,7 +196,7 @@ func writeErr(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, "{\"error\": %q}\n", msg)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
 // accounts is the staff account file, re-opened when it changes, since

@@ -73,10 +73,6 @@ type digest struct {
 	mu    sync.Mutex
 	state digestState
 	ids   map[string]bool
-	// kick wakes the loop (tests, and a state change).
-	kick chan struct{}
-	// sentHook, if set, runs after a digest is recorded as sent (tests).
-	sentHook func(day string)
 }
 
 func newDigest(mailer *Email, cfg EmailConfig, minAlert verdict.Severity, dir string, log *slog.Logger) (*digest, error) {
@@ -91,7 +87,7 @@ func newDigest(mailer *Email, cfg EmailConfig, minAlert verdict.Severity, dir st
 	d := &digest{
 		mailer: mailer, cfg: cfg.Digest, to: to, minAlert: minAlert,
 		path: filepath.Join(dir, digestFile), loc: mailer.loc, hour: h, minute: m,
-		now: time.Now, log: log, ids: map[string]bool{}, kick: make(chan struct{}, 1),
+		now: time.Now, log: log, ids: map[string]bool{},
 	}
 	b, err := os.ReadFile(d.path)
 	switch {
@@ -237,9 +233,6 @@ func (d *digest) run(ctx context.Context, stop <-chan struct{}) {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-d.kick:
-			t.Stop()
-			continue
 		case <-t.C:
 		}
 		if d.now().Before(at) {
@@ -301,14 +294,10 @@ func (d *digest) send(ctx context.Context, day string) error {
 	}
 	d.state.LastSent = day
 	err := d.saveLocked()
-	hook := d.sentHook
 	d.mu.Unlock()
 	if err != nil {
 		// The next start would send this digest again: say so.
 		d.log.Error("events: the daily digest was sent but its state could not be saved; a restart may send it again", "day", day, "err", err)
-	}
-	if hook != nil {
-		hook(day)
 	}
 	if len(counts) > 0 {
 		d.log.Info("events: daily digest sent", "day", day, "events", total(counts))

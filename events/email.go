@@ -50,8 +50,6 @@ type Email struct {
 	password atomic.Pointer[string]
 	policy   DeliveryPolicy
 	log      *slog.Logger
-	// dial overrides how connections are made (tests); nil dials TCP.
-	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // NewEmail builds the e-mail alert sink from a validated, enabled config.
@@ -370,9 +368,6 @@ func (e *Email) client() (*mail.Client, error) {
 			pw = *p
 		}
 		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(e.cfg.Username), mail.WithPassword(pw))
-	}
-	if e.dial != nil {
-		opts = append(opts, mail.WithDialContextFunc(e.dial))
 	}
 	c, err := mail.NewClient(e.host, opts...)
 	if err != nil {
