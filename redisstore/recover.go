@@ -113,6 +113,10 @@ func (r *recovery) watch() {
 			return
 		case <-switched:
 			r.s.log.Info("redis: Sentinel announced a new master; probing it now")
+			// The Sentinel go-redis asks may learn of the switch up to a
+			// couple of seconds after the one that announced it (hello
+			// messages), so probe from probeMin again until it has.
+			delay = probeMin / 2
 		case <-timer.C:
 		}
 		r.s.reloadTopology(ctx)

@@ -41,12 +41,12 @@ func TestStreamWaitsForAReplica(t *testing.T) {
 	emit(10)
 	eventually(t, "the first events", func() bool { return processed() == 10 })
 
-	// The replica stops reading. 32 MiB written to the master fill the
+	// The replica stops reading. 16 MiB written to the master fill the
 	// loopback socket buffers between them, so what the master takes next
 	// stays in its output buffer: replication lag, as a slow network or a
 	// busy replica makes it.
 	set.Replica.Pause()
-	must(t, set.Master.Client().Set(ctx, "fill", strings.Repeat("x", 32<<20), 0).Err())
+	must(t, set.Master.Client().Set(ctx, "fill", strings.Repeat("x", 16<<20), 0).Err())
 	emit(10)
 	eventually(t, "the master to take the batch", func() bool {
 		n, err := set.Master.Client().XLen(ctx, sink.Key()).Result()

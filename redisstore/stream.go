@@ -128,9 +128,7 @@ func (k *StreamSink) Deliver(ctx context.Context, batch []events.Event) error {
 		n, err = xaddOnce.Run(ctx, k.s.client, keys, args...).Int64()
 	}
 	if err != nil {
-		if errors.Is(err, errTooFewReplicas) {
-			k.added.Add(uint64(n)) // in the stream; the retry finds them seen
-		}
+		k.added.Add(uint64(n)) // added before WAIT failed; the retry finds them seen
 		k.failures.Add(1)
 		k.rec.failed(err)
 		return fmt.Errorf("redis stream %s: adding %d events (first %s): %w", k.stream, len(batch), batch[0].ID, err)
@@ -145,48 +143,54 @@ func (k *StreamSink) Deliver(ctx context.Context, batch []events.Event) error {
 // keeps the plain back-off (see worthWatching).
 var errTooFewReplicas = errors.New("fewer replicas than stream.replicas acknowledged the batch")
 
-// addReplicated runs the script and WAIT in one pipeline, so both go over
-// one connection to the master of the stream's slot (WAIT counts the
-// replicas that acknowledged that connection's writes).
+// addReplicated adds the batch and waits for replicas, all on one
+// connection to the master of the stream's slot: WAIT counts the replicas
+// that acknowledged that connection's writes. It waits for
+// min(stream.replicas, replicas attached), read with INFO in the same round
+// trip as the add: a master just promoted has none until its old master
+// returns, and waiting for one it does not have would only stall every
+// batch for replica_timeout.
 func (k *StreamSink) addReplicated(ctx context.Context, keys []string, args []any) (int64, error) {
-	var c redis.Cmdable = k.s.client
-	if cc, ok := k.s.client.(*redis.ClusterClient); ok {
-		node, err := cc.MasterForKey(ctx, k.stream)
+	var cl *redis.Client
+	switch c := k.s.client.(type) {
+	case *redis.ClusterClient:
+		node, err := c.MasterForKey(ctx, k.stream)
 		if err != nil {
 			return 0, err
 		}
-		c = node
+		cl = node
+	case *redis.Client: // single node, and Sentinel's failover client
+		cl = c
+	default:
+		return 0, fmt.Errorf("stream.replicas with a %T client: %w", c, events.ErrRejected)
 	}
-	want := k.s.cfg.Stream.Replicas
-	pipe := c.Pipeline()
-	add := xaddOnce.Eval(ctx, pipe, keys, args...)
-	wait := pipe.Do(ctx, "WAIT", want, k.s.cfg.Stream.ReplicaTimeout.Milliseconds())
-	if _, err := pipe.Exec(ctx); err != nil {
+	conn := cl.Conn()
+	defer conn.Close()
+	var add *redis.Cmd
+	var info *redis.StringCmd
+	if _, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
+		add = xaddOnce.Eval(ctx, p, keys, args...)
+		info = p.Info(ctx, "replication")
+		return nil
+	}); err != nil {
 		return 0, err
 	}
 	n, err := add.Int64()
 	if err != nil {
 		return 0, err
 	}
-	got, err := wait.Int64()
-	if err != nil {
-		return 0, fmt.Errorf("WAIT: %w", err)
-	}
-	if got >= int64(want) {
+	want := min(k.s.cfg.Stream.Replicas, connectedReplicas(info.Val()))
+	if want == 0 {
 		return n, nil
 	}
-	// Fewer than asked: acceptable only if that is every replica the
-	// master has. A master promoted by a fail-over has none until the old
-	// one returns, and refusing it every batch would stop delivery
-	// instead of protecting anything.
-	info, err := c.Info(ctx, "replication").Result()
+	got, err := conn.Do(ctx, "WAIT", want, k.s.cfg.Stream.ReplicaTimeout.Milliseconds()).Int64()
 	if err != nil {
-		return n, fmt.Errorf("%w: %d of %d within %s (INFO: %v)", errTooFewReplicas, got, want, k.s.cfg.Stream.ReplicaTimeout, err)
+		return n, fmt.Errorf("WAIT: %w", err)
 	}
-	if attached := connectedReplicas(info); got >= int64(min(want, attached)) {
-		return n, nil
+	if got < int64(want) {
+		return n, fmt.Errorf("%w: %d of %d within %s", errTooFewReplicas, got, want, k.s.cfg.Stream.ReplicaTimeout)
 	}
-	return n, fmt.Errorf("%w: %d of %d within %s", errTooFewReplicas, got, want, k.s.cfg.Stream.ReplicaTimeout)
+	return n, nil
 }
 
 // connectedReplicas reads connected_slaves from INFO replication (0 when

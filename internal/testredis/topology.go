@@ -180,7 +180,9 @@ type Sentinel struct {
 // is 30s; a test waits as little as it can).
 const SentinelDownAfter = time.Second
 
-// StartSentinel starts the set and returns when a fail-over could happen
+// StartSentinel starts the set (failover-timeout 3s, so an attempt that
+// finds no usable replica, say one just resumed, is retried after 6s, not
+// Redis's default 6 minutes) and returns when a fail-over could happen
 // at once: the replica is in sync, and every Sentinel knows the replica
 // and the two other Sentinels (SENTINEL CKQUORUM passes).
 func StartSentinel(t testing.TB, name string) *Sentinel {
@@ -197,7 +199,7 @@ func StartSentinel(t testing.TB, name string) *Sentinel {
 		conf := filepath.Join(t.TempDir(), fmt.Sprintf("sentinel-%d.conf", i))
 		body := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 2\n"+
 			"sentinel down-after-milliseconds %[1]s %[3]d\n"+
-			"sentinel failover-timeout %[1]s 10000\n"+
+			"sentinel failover-timeout %[1]s 3000\n"+
 			"sentinel parallel-syncs %[1]s 1\n", name, s.Master.Port(), SentinelDownAfter.Milliseconds())
 		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
