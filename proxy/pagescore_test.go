@@ -17,14 +17,18 @@ import (
 // hostPages serves the page scorer's test pages; no list names it.
 const hostPages = "pages.test.example"
 
-// pageOrigin serves ../pagescore/testdata/pages/NAME at /NAME (gzipped
+// pageOrigin serves the test pages (../pagescore/testdata/pages and
+// testdata/pages) at /NAME (gzipped
 // at /gz/NAME), and at /hang/NAME the page padded past 8 KiB after which
 // it never finishes until the test ends.
 func pageOrigin(t *testing.T) (*httptest.Server, map[string][]byte) {
 	t.Helper()
-	dir := filepath.Join("..", "pagescore", "testdata", "pages")
-	files, err := filepath.Glob(filepath.Join(dir, "*.html"))
-	if err != nil || len(files) < 10 {
+	// The page scorer's own test pages, and this package's (a PSHE
+	// lesson on pornography and gambling harm, which must pass).
+	files, err := filepath.Glob(filepath.Join("..", "pagescore", "testdata", "pages", "*.html"))
+	own, _ := filepath.Glob(filepath.Join("testdata", "pages", "*.html"))
+	files = append(files, own...)
+	if err != nil || len(files) < 10 || len(own) == 0 {
 		t.Fatalf("test pages: %v (%d)", err, len(files))
 	}
 	pages := map[string][]byte{}
