@@ -16,7 +16,8 @@ type Thresholds [NumCategories]float32
 
 // DefaultThresholds are the thresholds the default policy is meant to use:
 // block learners at or above block, alert staff (no block) at or above
-// alert.
+// alert. Training calibrates the scores to them (Options.BlockFPR and
+// AlertFPR of held-back benign names score at or above them).
 func DefaultThresholds() (block, alert Thresholds) {
 	return Thresholds{0.99, 0.99, 0.99}, Thresholds{0.95, 0.95, 0.95}
 }

@@ -117,9 +117,9 @@ func pct(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) }
 func printEval(w io.Writer, hold []string, rep *namemodel.EvalReport, took time.Duration, examples int) {
 	info := rep.Info
 	fmt.Fprintf(w, "== held out: %s\n", strings.Join(hold, ", "))
-	fmt.Fprintf(w, "model: %s, trained in %s on %d gambling, %d adult, %d piracy names and %d negatives (%d benign); word list %q (%d words) + %d tokens learnt\n",
+	fmt.Fprintf(w, "model: %s, trained in %s on %d gambling, %d adult, %d piracy names and %d negatives (%d benign); calibrated on %d benign names; word list %q (%d words) + %d tokens learnt\n",
 		info.Algorithm, info.Duration.Round(time.Millisecond), info.Positives[namemodel.Gambling], info.Positives[namemodel.Adult],
-		info.Positives[namemodel.Piracy], info.Negatives, info.Benign, info.WordList, info.Words, info.Tokens)
+		info.Positives[namemodel.Piracy], info.Negatives, info.Benign, info.Calibration, info.WordList, info.Words, info.Tokens)
 	fmt.Fprintf(w, "thresholds: block %v, alert %v; at %.1f%% benign FPR: %v\n", rep.Block, rep.Alert, 100*rep.TargetFPR, rep.AtTarget)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "SOURCE\tCATEGORY\tNAMES\tIN OTHER LISTS\tMISSES\tRECALL@BLOCK\tRECALL@ALERT\tRECALL@TARGET\tBLOCKED (LISTS+MODEL)\tPOPULAR\tPOPULAR BLOCKED\t")
