@@ -39,7 +39,8 @@ func syntheticSet(seed uint64) TrainingSet {
 		"piracy":   {"movies", "torrent", "warez", "stream"},
 	}
 	var ts TrainingSet
-	for cat, ws := range catWords {
+	for _, cat := range []string{"gambling", "adult", "piracy"} {
+		ws := catWords[cat]
 		var names []string
 		for range 4000 {
 			names = append(names, name(ws[rng.IntN(len(ws))]))
@@ -125,5 +126,39 @@ func TestEvaluateCalibrates(t *testing.T) {
 	}
 	if rep.Info.Calibration < minCalibration {
 		t.Errorf("the evaluated model was calibrated on %d names", rep.Info.Calibration)
+	}
+}
+
+// TestEvaluateDropsSiblings checks the leakage rule: a held-out name that
+// the remaining lists miss takes every training name under its registrable
+// domain out of training, whatever the list (here the benign list, as the
+// popular list names adult sites).
+func TestEvaluateDropsSiblings(t *testing.T) {
+	// A registrable domain that falls in neither the benign test split
+	// nor the calibration names, so that its siblings would train.
+	eopt := EvalOptions{Train: Options{Bits: 16}}
+	var reg string
+	for i := 0; ; i++ {
+		reg = "zorbacasino" + itoa(i) + ".com"
+		if stableHash(reg) >= stableCut(0.2) && calibHash(reg) >= stableCut(Options{}.withDefaults().CalibrationFraction) {
+			break
+		}
+	}
+	benignTrained := func(held []string) int {
+		ts := syntheticSet(3)
+		ts.Lists = append(ts.Lists,
+			List{Source: "held", Category: "gambling", Names: held},
+			List{Source: "pop", Category: Benign, Names: []string{"www." + reg, "cdn." + reg, reg}})
+		eopt.HoldOut = []string{"held"}
+		rep, err := Evaluate(context.Background(), ts, eopt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.Info.Benign
+	}
+	without := benignTrained([]string{"otherbet.com"})
+	with := benignTrained([]string{"otherbet.com", reg})
+	if without-with != 3 {
+		t.Errorf("holding out %s trained on %d benign names, %d without it: want its 3 siblings out of training", reg, with, without)
 	}
 }
