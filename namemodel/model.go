@@ -72,8 +72,8 @@ type Options struct {
 	// for the caches; 20 bits measured no better).
 	Bits int
 	// Epochs over the training names (default 8: 4 measured 2–4 points
-	// less recall at a 0.3% benign false-positive rate; an epoch costs
-	// about a tenth of the feature extraction).
+	// less recall at a 0.3% benign false-positive rate; each epoch costs
+	// about 1 s of CPU on the default lists).
 	Epochs int
 	// LearningRate is the initial SGD step (default 0.5); L2 the weight
 	// decay (default 1e-6).
