@@ -9,6 +9,8 @@
 // public suffix, and counts of digits, hyphens and labels. It is trained
 // from the loaded lists (positives) and benign names (UT1's unblocked
 // categories and a popular-sites list) when the lists load, so it follows
-// the provider's lists and no trained artifact is shipped. Scoring does not
-// allocate.
+// the provider's lists and no trained artifact is shipped. Scores are
+// calibrated on benign names kept out of training, so that the default
+// thresholds mean a known false-positive rate whatever the lists. Scoring
+// does not allocate.
 package namemodel

@@ -1,11 +1,14 @@
 package namemodel
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // Thresholds are per-category score thresholds.
@@ -13,7 +16,8 @@ type Thresholds [NumCategories]float32
 
 // DefaultThresholds are the thresholds the default policy is meant to use:
 // block learners at or above block, alert staff (no block) at or above
-// alert.
+// alert. Training calibrates the scores to them (Options.BlockFPR and
+// AlertFPR of held-back benign names score at or above them).
 func DefaultThresholds() (block, alert Thresholds) {
 	return Thresholds{0.99, 0.99, 0.99}, Thresholds{0.95, 0.95, 0.95}
 }
@@ -33,6 +37,10 @@ type EvalOptions struct {
 	// TargetFPR also reports recall at the threshold where this fraction
 	// of held-out benign names scores at or above it (default 0.003).
 	TargetFPR float64
+	// Examples is how many missed names (below the block threshold) to
+	// report per held-out source, and blocked names per benign list
+	// (default 10).
+	Examples int
 }
 
 // SourceEval is the recall on one held-out source.
@@ -53,6 +61,21 @@ type SourceEval struct {
 	// Blocked is the fraction of all held-out names blocked by the
 	// remaining lists or the model at the block threshold.
 	Blocked float64 `json:"blocked"`
+	// Popular of the held-out names are on the popular-sites list
+	// (PopularSource): the "most visited" sites of the category.
+	// PopularBlocked is the fraction of them blocked by the remaining
+	// lists or the model at the block threshold.
+	Popular        int     `json:"popular"`
+	PopularBlocked float64 `json:"popular_blocked"`
+	// Examples are a few of the misses the model scores below the block
+	// threshold (chosen by a stable hash), with their scores.
+	Examples []Example `json:"examples,omitempty"`
+}
+
+// Example is a name and its score in the category evaluated.
+type Example struct {
+	Name  string  `json:"name"`
+	Score float32 `json:"score"`
 }
 
 // BenignEval is the false-positive rate on one benign list's held-out
@@ -103,9 +126,10 @@ func Evaluate(ctx context.Context, ts TrainingSet, opt EvalOptions) (*EvalReport
 			return nil, fmt.Errorf("namemodel: no source %q to hold out", h)
 		}
 	}
+	if opt.Examples == 0 {
+		opt.Examples = 10
+	}
 	cut := stableCut(opt.BenignFraction)
-	var train TrainingSet
-	var held, benignTest []List
 	// listed[c] holds the names of the training lists of category c;
 	// positive holds every name of a scored category (held out or not).
 	listed := [NumCategories]map[string]bool{}
@@ -113,6 +137,7 @@ func Evaluate(ctx context.Context, ts TrainingSet, opt EvalOptions) (*EvalReport
 		listed[c] = map[string]bool{}
 	}
 	positive := map[string]bool{}
+	popular := map[string]bool{}
 	for _, l := range ts.Lists {
 		c, scored := ParseCategory(l.Category)
 		isHeld := slices.Contains(opt.HoldOut, l.Source)
@@ -124,6 +149,43 @@ func Evaluate(ctx context.Context, ts TrainingSet, opt EvalOptions) (*EvalReport
 				}
 			}
 		}
+		if l.Source == PopularSource {
+			for _, n := range l.Names {
+				popular[strings.TrimPrefix(n, "www.")] = true
+			}
+		}
+	}
+	// Leakage: a held-out name that the remaining lists miss must not be
+	// learnt through a sibling (cdn.example.com in training,
+	// example.com held out) or through the benign lists (the popular list
+	// names adult sites): every training name under the registrable
+	// domain of such a miss is dropped, whatever its list. Benign names
+	// are split by registrable domain for the same reason.
+	heldRegs := map[string]bool{}
+	for _, l := range ts.Lists {
+		c, scored := ParseCategory(l.Category)
+		if !scored || !slices.Contains(opt.HoldOut, l.Source) {
+			continue
+		}
+		for _, n := range l.Names {
+			if !coveredBy(listed[c], n) {
+				heldRegs[registrable(n)] = true
+			}
+		}
+	}
+	var train TrainingSet
+	var held, benignTest []List
+	keep := func(names []string) []string {
+		out := make([]string, 0, len(names))
+		for _, n := range names {
+			if !heldRegs[registrable(n)] {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	for _, l := range ts.Lists {
+		isHeld := slices.Contains(opt.HoldOut, l.Source)
 		switch {
 		case isHeld && l.Category == Benign:
 			benignTest = append(benignTest, l)
@@ -132,16 +194,16 @@ func Evaluate(ctx context.Context, ts TrainingSet, opt EvalOptions) (*EvalReport
 		case l.Category == Benign:
 			var tr, te []string
 			for _, n := range l.Names {
-				if stableHash(n) < cut {
+				if stableHash(registrable(n)) < cut {
 					te = append(te, n)
-				} else {
+				} else if !heldRegs[registrable(n)] {
 					tr = append(tr, n)
 				}
 			}
 			train.Lists = append(train.Lists, List{Source: l.Source, Category: l.Category, Names: tr})
 			benignTest = append(benignTest, List{Source: l.Source, Category: l.Category, Names: te})
 		default:
-			train.Lists = append(train.Lists, l)
+			train.Lists = append(train.Lists, List{Source: l.Source, Category: l.Category, Names: keep(l.Names)})
 		}
 	}
 	m, err := Train(ctx, train, opt.Train)
@@ -180,7 +242,7 @@ func Evaluate(ctx context.Context, ts TrainingSet, opt EvalOptions) (*EvalReport
 		for _, x := range perList[i] {
 			if over(x.s, block) {
 				nb++
-				if len(be.Examples) < 10 {
+				if len(be.Examples) < opt.Examples {
 					be.Examples = append(be.Examples, x.name)
 				}
 			}
@@ -198,21 +260,34 @@ func Evaluate(ctx context.Context, ts TrainingSet, opt EvalOptions) (*EvalReport
 		}
 		se := SourceEval{Source: l.Source, Category: l.Category}
 		seen := map[string]bool{}
-		var rb, ra, rt int
+		var rb, ra, rt, pb int
+		var missed []Example
 		for _, n := range l.Names {
 			if seen[n] {
 				continue
 			}
 			seen[n] = true
 			se.Names++
+			isPopular := popular[strings.TrimPrefix(n, "www.")]
+			if isPopular {
+				se.Popular++
+			}
 			if coveredBy(listed[c], n) {
 				se.Listed++
+				if isPopular {
+					pb++
+				}
 				continue
 			}
 			se.Misses++
 			s := m.Score(n)[c]
 			if s >= block[c] {
 				rb++
+				if isPopular {
+					pb++
+				}
+			} else {
+				missed = append(missed, Example{n, s})
 			}
 			if s >= alert[c] {
 				ra++
@@ -223,9 +298,21 @@ func Evaluate(ctx context.Context, ts TrainingSet, opt EvalOptions) (*EvalReport
 		}
 		se.BlockRecall, se.AlertRecall, se.TargetRecall = ratio(rb, se.Misses), ratio(ra, se.Misses), ratio(rt, se.Misses)
 		se.Blocked = ratio(se.Listed+rb, se.Names)
+		se.PopularBlocked = ratio(pb, se.Popular)
+		slices.SortFunc(missed, func(a, b Example) int { return cmp.Compare(stableHash(a.Name), stableHash(b.Name)) })
+		se.Examples = missed[:min(len(missed), opt.Examples)]
 		rep.Sources = append(rep.Sources, se)
 	}
 	return rep, nil
+}
+
+// registrable returns n's registrable domain (eTLD+1 by publicsuffix.org),
+// or n itself when it has none.
+func registrable(n string) string {
+	if r, err := publicsuffix.EffectiveTLDPlusOne(n); err == nil {
+		return r
+	}
+	return n
 }
 
 // stableCut is the stableHash value below which a fraction f of names falls.

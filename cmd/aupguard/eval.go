@@ -52,6 +52,7 @@ func cmdListsEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	alg := fs.String("algorithm", string(namemodel.LogReg), "logreg or nb")
 	benign := fs.Float64("benign-fraction", 0.2, "fraction of each benign list held out")
 	asJSON := fs.Bool("json", false, "print the reports as JSON")
+	examples := fs.Int("examples", 0, "print this many missed names per held-out source and blocked names per benign list")
 	maxNames := fs.Int("max-names", 0, "train on at most this many names per category (default: the model's default cap)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -85,6 +86,7 @@ func cmdListsEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		rep, err := namemodel.Evaluate(ctx, ts, namemodel.EvalOptions{
 			HoldOut:        hold,
 			BenignFraction: *benign,
+			Examples:       max(*examples, 1),
 			Train: namemodel.Options{Algorithm: namemodel.Algorithm(*alg), WordList: *words,
 				MaxPositives: *maxNames, MaxOther: *maxNames / 6},
 		})
@@ -94,7 +96,7 @@ func cmdListsEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		reports = append(reports, rep)
 		if !*asJSON {
-			printEval(stdout, hold, rep, time.Since(start))
+			printEval(stdout, hold, rep, time.Since(start), *examples)
 		}
 	}
 	if *asJSON {
@@ -112,33 +114,49 @@ func cmdListsEval(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func pct(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) }
 
-func printEval(w io.Writer, hold []string, rep *namemodel.EvalReport, took time.Duration) {
+func printEval(w io.Writer, hold []string, rep *namemodel.EvalReport, took time.Duration, examples int) {
 	info := rep.Info
 	fmt.Fprintf(w, "== held out: %s\n", strings.Join(hold, ", "))
-	fmt.Fprintf(w, "model: %s, trained in %s on %d gambling, %d adult, %d piracy names and %d negatives (%d benign); word list %q (%d words) + %d tokens learnt\n",
+	fmt.Fprintf(w, "model: %s, trained in %s on %d gambling, %d adult, %d piracy names and %d negatives (%d benign); calibrated on %d benign names; word list %q (%d words) + %d tokens learnt\n",
 		info.Algorithm, info.Duration.Round(time.Millisecond), info.Positives[namemodel.Gambling], info.Positives[namemodel.Adult],
-		info.Positives[namemodel.Piracy], info.Negatives, info.Benign, info.WordList, info.Words, info.Tokens)
+		info.Positives[namemodel.Piracy], info.Negatives, info.Benign, info.Calibration, info.WordList, info.Words, info.Tokens)
 	fmt.Fprintf(w, "thresholds: block %v, alert %v; at %.1f%% benign FPR: %v\n", rep.Block, rep.Alert, 100*rep.TargetFPR, rep.AtTarget)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "SOURCE\tCATEGORY\tNAMES\tIN OTHER LISTS\tMISSES\tRECALL@BLOCK\tRECALL@ALERT\tRECALL@TARGET\tBLOCKED (LISTS+MODEL)\t")
+	fmt.Fprintln(tw, "SOURCE\tCATEGORY\tNAMES\tIN OTHER LISTS\tMISSES\tRECALL@BLOCK\tRECALL@ALERT\tRECALL@TARGET\tBLOCKED (LISTS+MODEL)\tPOPULAR\tPOPULAR BLOCKED\t")
 	for _, s := range rep.Sources {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", s.Source, s.Category, s.Names, s.Listed, s.Misses,
-			pct(s.BlockRecall), pct(s.AlertRecall), pct(s.TargetRecall), pct(s.Blocked))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t\n", s.Source, s.Category, s.Names, s.Listed, s.Misses,
+			pct(s.BlockRecall), pct(s.AlertRecall), pct(s.TargetRecall), pct(s.Blocked), s.Popular, pct(s.PopularBlocked))
 	}
 	tw.Flush()
+	if examples > 0 {
+		for _, s := range rep.Sources {
+			fmt.Fprintf(w, "missed (%s):", s.Source)
+			for _, e := range s.Examples {
+				fmt.Fprintf(w, " %s %.2f", e.Name, e.Score)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	tw = tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "BENIGN (HELD OUT)\tNAMES\tFPR@BLOCK\tFPR@ALERT\t")
 	for _, b := range rep.Benign {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t\n", b.Source, b.Names, fmt.Sprintf("%.2f%%", 100*b.FPRBlock), fmt.Sprintf("%.2f%%", 100*b.FPRAlert))
 	}
 	tw.Flush()
+	if examples > 0 {
+		for _, b := range rep.Benign {
+			if len(b.Examples) > 0 {
+				fmt.Fprintf(w, "blocked (%s): %s\n", b.Source, strings.Join(b.Examples, " "))
+			}
+		}
+	}
 	fmt.Fprintf(w, "(run took %s)\n\n", took.Round(time.Millisecond))
 }
 
 // printEvalSummary pools the runs: recall per category over all misses,
 // false-positive rates per benign list averaged over the runs.
 func printEvalSummary(w io.Writer, reports []*namemodel.EvalReport) {
-	type acc struct{ misses, block, alert, target float64 }
+	type acc struct{ misses, block, alert, target, popular, popBlocked float64 }
 	cats := map[string]*acc{}
 	var order []string
 	for _, r := range reports {
@@ -154,17 +172,20 @@ func printEvalSummary(w io.Writer, reports []*namemodel.EvalReport) {
 			a.block += m * s.BlockRecall
 			a.alert += m * s.AlertRecall
 			a.target += m * s.TargetRecall
+			a.popular += float64(s.Popular)
+			a.popBlocked += float64(s.Popular) * s.PopularBlocked
 		}
 	}
 	fmt.Fprintln(w, "== summary over all runs")
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "CATEGORY\tLIST MISSES\tRECALL@BLOCK\tRECALL@ALERT\tRECALL@TARGET\t")
+	fmt.Fprintln(tw, "CATEGORY\tLIST MISSES\tRECALL@BLOCK\tRECALL@ALERT\tRECALL@TARGET\tPOPULAR\tPOPULAR BLOCKED\t")
 	for _, c := range order {
 		a := cats[c]
 		if a.misses == 0 {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t\n", c, a.misses, pct(a.block/a.misses), pct(a.alert/a.misses), pct(a.target/a.misses))
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%.0f\t%s\t\n", c, a.misses, pct(a.block/a.misses), pct(a.alert/a.misses), pct(a.target/a.misses),
+			a.popular, pct(a.popBlocked/max(a.popular, 1)))
 	}
 	tw.Flush()
 	type bacc struct {

@@ -26,9 +26,12 @@ func TestListsEval(t *testing.T) {
 		t.Fatalf("reports %+v", reps)
 	}
 	for _, s := range reps[0].Sources {
-		if s.Names == 0 || s.Misses == 0 || s.AlertRecall <= 0 {
+		if s.Names == 0 || s.Misses == 0 || s.AlertRecall <= 0 || len(s.Examples) != 1 {
 			t.Errorf("source %+v", s)
 		}
+	}
+	if reps[0].Info.Calibration == 0 {
+		t.Errorf("the evaluated model is not calibrated: %+v", reps[0].Info)
 	}
 	if reps[0].Info.Positives[namemodel.Gambling] > 20000 || reps[0].Info.Positives[namemodel.Gambling] < 15000 {
 		t.Errorf("--max-names not applied: %+v", reps[0].Info)
@@ -41,11 +44,12 @@ func TestListsEval(t *testing.T) {
 		t.Errorf("no held-out popular names: %+v", reps[0].Benign)
 	}
 
-	r = runCmd(t, "", "lists", "eval", "--mirror", dir, "--holdout", "estonia-gambling", "--max-names", "5000")
+	r = runCmd(t, "", "lists", "eval", "--mirror", dir, "--holdout", "estonia-gambling", "--max-names", "5000", "--examples", "3")
 	if r.code != exitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	for _, w := range []string{"== held out: estonia-gambling", "RECALL@BLOCK", "estonia-gambling", "popular-majestic-top10k", "ut1:jobsearch", "== summary over all runs", "gambling"} {
+	for _, w := range []string{"== held out: estonia-gambling", "RECALL@BLOCK", "estonia-gambling", "popular-majestic-top10k", "ut1:jobsearch", "== summary over all runs", "gambling",
+		"POPULAR BLOCKED", "missed (estonia-gambling): ", "calibrated on"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("output lacks %q:\n%s", w, r.stdout)
 		}
