@@ -3,11 +3,11 @@ package app
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/aupguard/aupguard/admin"
 	"github.com/aupguard/aupguard/config"
 	"github.com/aupguard/aupguard/events"
+	"github.com/aupguard/aupguard/staff"
 )
 
 // eventsConfig is the events section with what the file cannot say: the
@@ -22,11 +22,6 @@ func eventsConfig(cfg *config.Config) (events.Config, error) {
 	return ec, nil
 }
 
-// staffFile is the console's account file, as `aupguard users` writes it.
-func staffFile(cfg *config.Config) string {
-	return filepath.Join(cfg.DataDir, "staff", "users.json")
-}
-
 // newAdminAuth builds the admin API's authentication, nil only when
 // admin.auth.disabled says so. A listener with no credential yet starts
 // (so `aupguard serve` works out of the box) with its API locked, and
@@ -36,7 +31,7 @@ func (s *Server) newAdminAuth() (*admin.Auth, error) {
 		s.log.Warn("admin API authentication is disabled (admin.auth.disabled): anyone who reaches the admin listener can read it")
 		return nil, nil
 	}
-	a, err := admin.NewAuth(s.cfg.Admin.Auth, staffFile(s.cfg), s.log.With("component", "admin"))
+	a, err := admin.NewAuth(s.cfg.Admin.Auth, staff.File(s.cfg.DataDir), s.log.With("component", "admin"))
 	if err != nil {
 		return nil, err
 	}

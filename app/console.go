@@ -22,11 +22,6 @@ func ExceptionsFile(cfg *config.Config) string {
 	return filepath.Join(cfg.DataDir, console.DirName, exceptions.FileName)
 }
 
-// StaffFile is the console's accounts file: data_dir/staff/users.json.
-func StaffFile(cfg *config.Config) string {
-	return filepath.Join(cfg.DataDir, "staff", "users.json")
-}
-
 // policyOverlays are the data files laid over the policy set: the
 // console's exceptions, whether or not the console runs in this process
 // (`aupguard check` must see the exceptions that `serve` enforces).
@@ -56,7 +51,7 @@ func (s *Server) newConsole() error {
 	if err != nil {
 		return err
 	}
-	accounts, err := staff.Open(StaffFile(s.cfg), staff.Options{})
+	accounts, err := staff.Open(staff.File(s.cfg.DataDir), staff.Options{})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}

@@ -40,6 +40,13 @@ func Roles() []Role { return []Role{RoleSafeguarding, RoleAdmin, RoleViewer} }
 // SP 800-63B).
 const MinPasswordLength = 12
 
+// File is where the accounts live under a data directory:
+// data_dir/staff/users.json. `aupguard users` writes it; the console and
+// the admin API read it.
+func File(dataDir string) string {
+	return filepath.Join(dataDir, "staff", "users.json")
+}
+
 // maxPasswordLength is bcrypt's limit: it ignores bytes past 72.
 const maxPasswordLength = 72
 

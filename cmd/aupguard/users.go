@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,11 +12,6 @@ import (
 	"github.com/aupguard/aupguard/config"
 	"github.com/aupguard/aupguard/staff"
 )
-
-// usersFile is where the console's accounts live.
-func usersFile(cfg *config.Config) string {
-	return filepath.Join(cfg.DataDir, "staff", "users.json")
-}
 
 // cmdUsers manages the console's accounts: add, passwd, remove, list.
 // Passwords are read from standard input (one line), never from the
@@ -41,7 +35,7 @@ func cmdUsers(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "users: %v\n", err)
 		return exitUsage
 	}
-	store, err := staff.Open(usersFile(cfg), staff.Options{})
+	store, err := staff.Open(staff.File(cfg.DataDir), staff.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "users: %v\n", err)
 		return exitUsage
@@ -79,6 +73,6 @@ func cmdUsers(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "users %s: %v\n", verb, err)
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "users %s %s: done (%s)\n", verb, name, usersFile(cfg))
+	fmt.Fprintf(stdout, "users %s %s: done (%s)\n", verb, name, staff.File(cfg.DataDir))
 	return exitOK
 }
