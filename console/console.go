@@ -164,7 +164,9 @@ func (c *Console) purge(ctx context.Context) {
 	}
 	if n > 0 {
 		c.log.Info("console: purged events past retention", "events", n, "before", cut.Format(time.RFC3339))
-		_ = c.store.Audit(ctx, AuditEntry{Time: c.opts.Now(), Staff: "system", Action: "retention purge",
+		// The events are gone: their record must be written even if the
+		// server is stopping.
+		_ = c.store.Audit(context.WithoutCancel(ctx), AuditEntry{Time: c.opts.Now(), Staff: "system", Action: "retention purge",
 			Detail: fmt.Sprintf("%d events before %s (console.retention %s)", n, cut.Format(time.RFC3339), c.cfg.Retention)})
 	}
 }
