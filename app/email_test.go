@@ -23,6 +23,7 @@ func TestGamblingBlockSendsOneEmail(t *testing.T) {
 data_dir: %s
 lists: {mirror: %s}
 admin: {listen: ""}
+console: {listen: ""}
 dns: {enabled: false}
 policy: {watch: false, timezone: Europe/London}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}

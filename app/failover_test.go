@@ -42,6 +42,7 @@ func drillInstance(t *testing.T, name, redisYAML, policyDir, alertURL string) *S
 data_dir: %s
 lists: {mirror: %s}
 admin: {listen: ""}
+console: {listen: ""}
 dns: {enabled: false}
 policy: {dir: %s, watch: false}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}

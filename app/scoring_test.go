@@ -20,6 +20,7 @@ func TestServeTrainsNameModel(t *testing.T) {
 data_dir: %s
 lists: {mirror: %s}
 admin: {listen: "127.0.0.1:0"}
+console: {listen: ""}
 dns: {enabled: false}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}
 hosts: {bengalwincasino.com: [127.0.0.1]}

@@ -100,6 +100,7 @@ func TestBinaryIntercepts(t *testing.T) {
 lists: {mirror: %s}
 log: {level: info}
 admin: {listen: "127.0.0.1:0"}
+console: {listen: ""}
 policy: {dir: %s}
 proxy:
   listen: "127.0.0.1:0"
