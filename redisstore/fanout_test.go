@@ -107,6 +107,9 @@ func TestFanoutPolicyReloadReachesTheOtherInstance(t *testing.T) {
 		// b activated a's revision because a asked: it does not announce it back.
 		t.Fatalf("b's fanout stats %+v", st)
 	}
+	// a counts its publish when PUBLISH returns, which can be after b has
+	// already reloaded: wait for the count, then check nothing else moved.
+	eventually(t, "a to count its publish", func() bool { return a.fanout.Stats().Published == 1 })
 	if st := a.fanout.Stats(); st.Reloads != 0 || st.Published != 1 {
 		t.Fatalf("a's fanout stats %+v (a must ignore its own message)", st)
 	}
