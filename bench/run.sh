@@ -118,10 +118,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# hosts_line NAME adds "127.0.0.1 NAME" to /etc/hosts, marked so that
+# hosts_line ADDR NAME adds "ADDR NAME" to /etc/hosts, marked so that
 # cleanup removes it, unless it is there already.
 hosts_line() {
-	grep -q "^127.0.0.1 $1 $HOSTS_MARK\$" /etc/hosts || printf '127.0.0.1 %s %s\n' "$1" "$HOSTS_MARK" >>/etc/hosts
+	grep -q "^$1 $2 $HOSTS_MARK\$" /etc/hosts || printf '%s %s %s\n' "$1" "$2" "$HOSTS_MARK" >>/etc/hosts
 }
 
 # stop_wait waits up to 15 s for pid to exit after TERM, then kills it.
@@ -282,7 +282,7 @@ build() {
 # pick_ports gives every listener its own free port, all on 127.0.0.1.
 pick_ports() {
 	read -r P_ORIGIN P_FIRST P_STREAM P_DNSORIGIN P_AG P_AGDNS P_AGADMIN P_BARE P_SQUID P_SQUIDSG P_E2G P_UNBOUND P_DNSMASQ P_PPROF P_BAREDNS \
-		P_TLSORIGIN P_SQUIDBUMP P_E2GMITM < <("$BIN/benchtool" ports 18)
+		P_TLSORIGIN P_SQUIDBUMP P_E2GMITM P_E2GTHTTPS < <("$BIN/benchtool" ports 19)
 }
 ORIGIN_HOST=origin.bench.example
 
@@ -318,9 +318,10 @@ cpu() { "$BIN/benchtool" cpu "$@"; }
 # cpu_since C0 PID: CPU seconds PID's tree used since the reading C0.
 cpu_since() { awk -v a="$1" -v b="$(cpu "$2")" 'BEGIN { printf "%.2f", b - a }'; }
 
-# fail_peer records that a peer could not be measured, and why.
+# fail_peer records that a peer could not be measured, and why (on one
+# line: a tool's message may span several).
 fail_peer() {
-	local area=$1 test=$2 peer=$3 why=$4
+	local area=$1 test=$2 peer=$3 why=${4//$'\n'/ }
 	log "$peer: $why"
 	printf '{"area":"%s","test":"%s","peer":"%s","errors":1,"note":"not measured: %s"}\n' \
 		"$area" "$test" "$peer" "${why//\"/\'}" >>"$RESULTS"
@@ -329,12 +330,8 @@ fail_peer() {
 # ---------------------------------------------------------------- origins
 
 start_origins() {
-	# The HTTPS origin's certificate covers the intercepted name, the
-	# spliced one and the first-visit names of both (see area_tls).
-	start origin "$BIN/origin" -http "127.0.0.1:$P_ORIGIN" -first "127.0.0.1:$P_FIRST" -stream "127.0.0.1:$P_STREAM" \
-		-https "127.0.0.1:$P_TLSORIGIN" -tls-dir "$RUN/tls" -tls-names "$TLS_HOST,$TLS_SPLICE_HOST,*.$TLS_MINT_DOMAIN,*.$TLS_SPLICE_MINT_DOMAIN"
+	start origin "$BIN/origin" -http "127.0.0.1:$P_ORIGIN" -first "127.0.0.1:$P_FIRST" -stream "127.0.0.1:$P_STREAM"
 	"$BIN/benchtool" wait -timeout 20s "127.0.0.1:$P_ORIGIN"
-	"$BIN/benchtool" wait -timeout 20s "127.0.0.1:$P_TLSORIGIN"
 	"$BIN/benchtool" wait -timeout 20s "127.0.0.1:$P_FIRST"
 	"$BIN/benchtool" wait -timeout 20s "127.0.0.1:$P_STREAM"
 	printf '127.0.0.1 %s\n' "$ORIGIN_HOST" >"$RUN/hosts"
@@ -356,8 +353,8 @@ start_origins() {
 aupguard_config() {
 	local file=$1 list=$2
 	mkdir -p "$RUN/aupguard-policy"
-	sed "s/^  connect_ports: \[\(.*\)\]$/  connect_ports: [\1, $P_FIRST, $P_STREAM, $P_TLSORIGIN]/" "$ROOT/policies/data.yaml" >"$RUN/aupguard-policy/data.yaml"
-	grep -q "connect_ports: \[.*$P_TLSORIGIN\]" "$RUN/aupguard-policy/data.yaml" || { echo "bench: cannot add the tunnel ports to connect_ports" >&2; exit 1; }
+	sed "s/^  connect_ports: \[\(.*\)\]$/  connect_ports: [\1, $P_FIRST, $P_STREAM]/" "$ROOT/policies/data.yaml" >"$RUN/aupguard-policy/data.yaml"
+	grep -q "connect_ports: \[.*$P_STREAM\]" "$RUN/aupguard-policy/data.yaml" || { echo "bench: cannot add the tunnel ports to connect_ports" >&2; exit 1; }
 	cat >"$file" <<EOF
 data_dir: $RUN/aupguard-data
 policy: {dir: $RUN/aupguard-policy, watch: false}
@@ -518,7 +515,7 @@ start_e2guardian() {
 	chown -R e2guardian "$d" 2>/dev/null || true
 	# e2guardian resolves with the system resolver: the origin's name goes
 	# into /etc/hosts for its run (removed on exit).
-	hosts_line "$ORIGIN_HOST"
+	hosts_line 127.0.0.1 "$ORIGIN_HOST"
 	start e2guardian e2guardian -N -c "$d/etc/e2guardian.conf"
 	PEER_PID=$LAST_PID
 	"$BIN/benchtool" wait -timeout 120s "127.0.0.1:$P_E2G"

@@ -4,7 +4,11 @@
 # ssl-bump, e2guardian with its MITM on, all fetching the same HTTPS origin
 # (bench/cmd/origin -https, its own CA) through bench/cmd/tlsload.
 #
-# Names, all 127.0.0.1 through each peer's hosts override:
+# The origin listens on 127.0.0.43:443 (its own loopback address, so
+# nothing else on the machine holds the port): e2guardian 5.3 intercepts
+# only CONNECTs to port 443, and every peer is measured the same way.
+#
+# Names, all 127.0.0.43 through each peer's hosts override:
 #   www.facebook.com            intercepted by aupguard's built-in policy (a
 #                               learner's connection to a social host)
 #   tls.bench.example           spliced by aupguard; the name squid and
@@ -14,6 +18,7 @@
 #                               without minting, so the difference between
 #                               the two is what minting adds
 
+TLS_ADDR=127.0.0.43
 TLS_HOST=www.facebook.com
 TLS_SPLICE_HOST=tls.bench.example
 TLS_MINT_DOMAIN=facebook.com
@@ -49,23 +54,36 @@ make_ca() {
 tls_names() {
 	local t=$RUN/tls r
 	mkdir -p "$t"
-	printf '127.0.0.1 %s %s %s\n' "$TLS_HOST" "$TLS_SPLICE_HOST" "$ORIGIN_HOST" >"$t/hosts"
+	printf '127.0.0.1 %s\n%s %s %s\n' "$ORIGIN_HOST" "$TLS_ADDR" "$TLS_HOST" "$TLS_SPLICE_HOST" >"$t/hosts"
 	for ((r = 1; r <= ROUNDS; r++)); do
 		awk -v n="$TLS_MINT_NAMES" -v r="$r" -v d="$TLS_MINT_DOMAIN" 'BEGIN { for (i = 1; i <= n; i++) printf "m%d-r%d.%s\n", i, r, d }' >"$t/mint-r$r.txt"
 		awk -v n="$TLS_MINT_NAMES" -v r="$r" -v d="$TLS_SPLICE_MINT_DOMAIN" 'BEGIN { for (i = 1; i <= n; i++) printf "m%d-r%d.%s\n", i, r, d }' >"$t/splice-mint-r$r.txt"
-		awk '{ print "127.0.0.1 " $0 }' "$t/mint-r$r.txt" "$t/splice-mint-r$r.txt" >>"$t/hosts"
+		awk -v a="$TLS_ADDR" '{ print a " " $0 }' "$t/mint-r$r.txt" "$t/splice-mint-r$r.txt" >>"$t/hosts"
 	done
 	chmod 644 "$t"/*
+}
+
+# start_tls_origin: bench/cmd/origin serving HTTPS on $TLS_ADDR:443 with
+# a certificate (from its own CA, written to $RUN/tls/ca.crt) for every
+# name above.
+start_tls_origin() {
+	start tls-origin "$BIN/origin" -http "$TLS_ADDR:$P_TLSORIGIN" -https "$TLS_ADDR:443" -tls-dir "$RUN/tls" \
+		-tls-names "$TLS_HOST,$TLS_SPLICE_HOST,*.$TLS_MINT_DOMAIN,*.$TLS_SPLICE_MINT_DOMAIN"
+	TLS_ORIGIN_PID=$LAST_PID
+	"$BIN/benchtool" wait -timeout 20s "$TLS_ADDR:443"
 }
 
 # start_aupguard_tls: the proxy area's configuration, plus the names above
 # (hosts_file), the origin's CA as an upstream CA, and an interception CA
 # made with `aupguard ca init` (data_dir/ca). The built-in policy decides:
 # a loopback client is a learner, whose connections to social hosts are
-# intercepted and all others spliced.
+# intercepted and all others spliced. The 100k block list loses its
+# facebook.com names (1.6k of them, facebook.com itself among them), which
+# would block the intercepted host outright.
 start_aupguard_tls() {
 	rm -rf "$RUN/aupguard-data"
-	aupguard_config "$RUN/aupguard.yaml" "$GEN/block-100k.txt"
+	grep -v -E '(^|\.)facebook\.com$' "$GEN/block-100k.txt" >"$RUN/tls/block.txt" || true
+	aupguard_config "$RUN/aupguard.yaml" "$RUN/tls/block.txt"
 	sed -i "/^  allow_destinations:/a\\  upstream_ca_file: $RUN/tls/ca.crt" "$RUN/aupguard.yaml"
 	echo "hosts_file: $RUN/tls/hosts" >>"$RUN/aupguard.yaml"
 	"$BIN/aupguard" ca init --config "$RUN/aupguard.yaml" >"$LOGS/aupguard-ca.log" 2>&1 || return 1
@@ -118,8 +136,17 @@ start_e2guardian_mitm() {
 		-e "s#^caprivatekeypath =.*#caprivatekeypath = '$d/ca/ca.key'#" \
 		-e "s#^certprivatekeypath =.*#certprivatekeypath = '$d/ca/leaf.key'#" \
 		-e "s#^generatedcertpath =.*#generatedcertpath = '$d/ca/generated/'#" \
+		-e "s#^transparenthttpsport =.*#transparenthttpsport = $P_E2GTHTTPS#" \
 		"$conf"
-	echo "sslcertificatepath = '$d/upstream/'" >>"$conf"
+	# Its leaves are valid from generatedcertstart (default: a fixed day in
+	# 2014) for ten years unless told otherwise.
+	local now
+	now=$(date +%s)
+	{
+		echo "sslcertificatepath = '$d/upstream/'"
+		echo "generatedcertstart = $((now - 3600))"
+		echo "generatedcertend = $((now + 30 * 86400))"
+	} >>"$conf"
 	sed -i -e "s#^sslmitm =.*#sslmitm = on#" "$d/etc/e2guardianf1.conf"
 	grep -q '^sslmitm = on' "$d/etc/e2guardianf1.conf" || return 1
 	chown -R e2guardian "$d" 2>/dev/null || true
@@ -127,7 +154,7 @@ start_e2guardian_mitm() {
 	# measured with goes into /etc/hosts for the run (removed on exit). The
 	# first-visit names would be tens of thousands of lines there, read by
 	# every program on the machine, so e2guardian is not in that test.
-	hosts_line "$TLS_SPLICE_HOST"
+	hosts_line "$TLS_ADDR" "$TLS_SPLICE_HOST"
 	start e2guardian-mitm e2guardian -N -c "$conf"
 	PEER_PID=$LAST_PID
 	"$BIN/benchtool" wait -timeout 120s "127.0.0.1:$P_E2GMITM"
@@ -144,9 +171,9 @@ declare -A TLS_HOSTOF TLS_CAOF TLS_NAMESOF
 check_tls() {
 	local peer=$1 got
 	got=$(curl -sS -m 20 -x "http://127.0.0.1:${PEER_PORT[$peer]}" --cacert "${TLS_CAOF[$peer]}" -o /dev/null -w '%{http_code} %{size_download}' \
-		"https://${TLS_HOSTOF[$peer]}:$P_TLSORIGIN/1k" 2>&1) || true
+		"https://${TLS_HOSTOF[$peer]}/1k" 2>"$RUN/check-tls.err") || true
 	if [[ $got != "200 1024" ]]; then
-		echo "https://${TLS_HOSTOF[$peer]}/1k through $peer trusting only $(basename "$(dirname "${TLS_CAOF[$peer]}")")/$(basename "${TLS_CAOF[$peer]}"): want '200 1024', got '$got'"
+		echo "https://${TLS_HOSTOF[$peer]}/1k through $peer trusting only ${TLS_CAOF[$peer]#"$RUN"/}: want '200 1024', got '$got' ($(head -1 "$RUN/check-tls.err"))"
 		return 1
 	fi
 }
@@ -158,9 +185,9 @@ measure_tls() {
 	local port=${PEER_PORT[$peer]} pid=${PEER_PIDS[$peer]}
 	out=$LOGS/$test-${peer//+/-}-r$round.txt
 	case $test in
-	tls-keepalive-1k) args=(-mode keepalive -c "$CONNS" -url "https://${TLS_HOSTOF[$peer]}:$P_TLSORIGIN/1k") ;;
-	tls-newconn) args=(-mode newconn -c "$CONNS" -url "https://${TLS_HOSTOF[$peer]}:$P_TLSORIGIN/1k") ;;
-	tls-first-visit) args=(-mode mint -c "$TLS_MINT_CONNS" -url "https://first-visit:$P_TLSORIGIN/1k" -names "$RUN/tls/${TLS_NAMESOF[$peer]}-r$round.txt") ;;
+	tls-keepalive-1k) args=(-mode keepalive -c "$CONNS" -url "https://${TLS_HOSTOF[$peer]}/1k") ;;
+	tls-newconn) args=(-mode newconn -c "$CONNS" -url "https://${TLS_HOSTOF[$peer]}/1k") ;;
+	tls-first-visit) args=(-mode mint -c "$TLS_MINT_CONNS" -url "https://first-visit/1k" -names "$RUN/tls/${TLS_NAMESOF[$peer]}-r$round.txt") ;;
 	esac
 	# The first-visit test's warm-up is in the same run (it must not
 	# spend the round's names twice); the others warm up separately.
@@ -187,6 +214,10 @@ area_tls() {
 	AREA=tls FIRST_TEST=tls-keepalive-1k
 	UP=()
 	tls_names
+	if ! start_tls_origin >>"$LOGS/run.log" 2>&1; then
+		fail_peer tls tls-keepalive-1k aupguard "the HTTPS origin did not start on $TLS_ADDR:443 (see logs/tls-origin.log)"
+		return 0
+	fi
 	local ag_ca=$RUN/aupguard-data/ca/ca.crt origin_ca=$RUN/tls/ca.crt
 	TLS_HOSTOF=([aupguard]=$TLS_HOST [aupguard-spliced]=$TLS_SPLICE_HOST [squid-bump]=$TLS_SPLICE_HOST [e2guardian-mitm]=$TLS_SPLICE_HOST)
 	TLS_CAOF=([aupguard]=$ag_ca [aupguard-spliced]=$origin_ca [squid-bump]=$RUN/squid-bump/ca/ca.crt [e2guardian-mitm]=$RUN/e2guardian-mitm/ca/ca.crt)
@@ -242,5 +273,6 @@ area_tls() {
 		[[ -n ${PEER_PIDS[$peer]:-} ]] && pids+=("${PEER_PIDS[$peer]}")
 	done
 	for p in "${pids[@]}"; do stop "$p"; done
+	stop "$TLS_ORIGIN_PID"
 	UP=()
 }
