@@ -25,7 +25,7 @@ TLS_MINT_DOMAIN=facebook.com
 TLS_SPLICE_MINT_DOMAIN=mint.bench.example
 # First-visit clients, and names made per round (each is visited once; the
 # run says so if they run out).
-TLS_MINT_CONNS=${TLS_MINT_CONNS:-4}
+TLS_MINT_CONNS=${TLS_MINT_CONNS:-2}
 TLS_MINT_NAMES=${TLS_MINT_NAMES:-40000}
 
 # squid_bumps: is the installed squid built with OpenSSL (ssl-bump)?
