@@ -399,9 +399,11 @@ type targetRow struct{ what, measured, goal, met, ceiling string }
 
 // firstVisitRows: a first visit to a host aupguard intercepts may add at
 // most 2 ms at p99 for minting its certificate. Measured as the first
-// visit's p99 less the second visit's; the same difference for spliced
-// first visits (a decision not yet cached, no certificate) says how much
-// of it is minting.
+// visit's p99 less the second visit's. The same difference for spliced
+// first visits (a connect decision not yet cached, nothing else) is taken
+// off to leave what interception adds to a first visit: the mint, a new
+// upstream TLS connection for the new host, request and response
+// decisions not yet cached.
 func firstVisitRows(g *group, ag record) []targetRow {
 	if ag.BaseP99Ms == 0 {
 		return nil
@@ -420,7 +422,7 @@ func firstVisitRows(g *group, ag record) []targetRow {
 	}}
 	if sp, found := g.peer("aupguard-spliced"); found && sp.BaseP99Ms > 0 {
 		rows = append(rows, targetRow{
-			what:     "tls " + g.test + ": of which minting (less the same difference spliced)",
+			what:     "tls " + g.test + ": of which interception (mint, new upstream connection, uncached request decisions: less the same difference spliced)",
 			measured: fmt.Sprintf("%.2f ms", added-addedP99(sp)),
 			goal:     "–",
 			met:      "–",
