@@ -18,7 +18,7 @@
 #   --no-wait-idle   do not wait for the 1-minute load average to drop below 1.5 before each area
 #   --peers A,B      measure only these peers (aupguard, bare-goproxy, squid, squid+squidguard,
 #                    e2guardian, bare-miekgdns, unbound, dnsmasq; tls: aupguard, aupguard-spliced,
-#                    squid-bump, e2guardian-mitm)
+#                    bare-goproxy-mitm, squid-bump, e2guardian-mitm)
 #   AUPGUARD_BIN=F   (environment) measure the aupguard binary F instead of building this tree
 #   --profile        run aupguard as bench/cmd/profserve and save a CPU and an allocation
 #                    profile of each of its measured windows in DIR/profiles

@@ -96,6 +96,21 @@ start_aupguard_tls() {
 		"$BIN/benchtool" wait -timeout 30s "127.0.0.1:$P_AGADMIN"
 }
 
+# start_bare_mitm: bench/cmd/bareproxy intercepting every CONNECT with
+# goproxy's own MITM (leaves cached per host), the origin's CA trusted
+# upstream: the ceiling of interception on aupguard's proxy stack, with no
+# policy, identity or events.
+start_bare_mitm() {
+	local d=$RUN/bare-goproxy-mitm
+	rm -rf "$d"
+	make_ca "$d/ca" "bare goproxy bench CA"
+	start bare-goproxy-mitm "$BIN/bareproxy" -listen "127.0.0.1:$P_BARE" \
+		-hosts "$TLS_SPLICE_HOST=$TLS_ADDR,*.$TLS_MINT_DOMAIN=$TLS_ADDR" \
+		-mitm-cert "$d/ca/ca.crt" -mitm-key "$d/ca/ca.key" -upstream-ca "$RUN/tls/ca.crt"
+	PEER_PID=$LAST_PID
+	"$BIN/benchtool" wait -timeout 20s "127.0.0.1:$P_BARE"
+}
+
 # start_squid_bump: the proxy area's squid with ssl-bump on every CONNECT
 # (`ssl_bump bump all`), leaves made by its certificate generator
 # (security_file_certgen, Debian's sslcrtd_program, default children) over
@@ -222,10 +237,10 @@ area_tls() {
 		return 0
 	fi
 	local ag_ca=$RUN/aupguard-data/ca/ca.crt origin_ca=$RUN/tls/ca.crt
-	TLS_HOSTOF=([aupguard]=$TLS_HOST [aupguard-spliced]=$TLS_SPLICE_HOST [squid-bump]=$TLS_SPLICE_HOST [e2guardian-mitm]=$TLS_SPLICE_HOST)
-	TLS_CAOF=([aupguard]=$ag_ca [aupguard-spliced]=$origin_ca [squid-bump]=$RUN/squid-bump/ca/ca.crt [e2guardian-mitm]=$RUN/e2guardian-mitm/ca/ca.crt)
-	TLS_NAMESOF=([aupguard]=mint [aupguard-spliced]=splice-mint [squid-bump]=mint)
-	unset 'PEER_PIDS[aupguard]' 'PEER_PIDS[squid-bump]' 'PEER_PIDS[e2guardian-mitm]'
+	TLS_HOSTOF=([aupguard]=$TLS_HOST [aupguard-spliced]=$TLS_SPLICE_HOST [bare-goproxy-mitm]=$TLS_SPLICE_HOST [squid-bump]=$TLS_SPLICE_HOST [e2guardian-mitm]=$TLS_SPLICE_HOST)
+	TLS_CAOF=([aupguard]=$ag_ca [aupguard-spliced]=$origin_ca [bare-goproxy-mitm]=$RUN/bare-goproxy-mitm/ca/ca.crt [squid-bump]=$RUN/squid-bump/ca/ca.crt [e2guardian-mitm]=$RUN/e2guardian-mitm/ca/ca.crt)
+	TLS_NAMESOF=([aupguard]=mint [aupguard-spliced]=splice-mint [bare-goproxy-mitm]=mint [squid-bump]=mint)
+	unset 'PEER_PIDS[aupguard]' 'PEER_PIDS[bare-goproxy-mitm]' 'PEER_PIDS[squid-bump]' 'PEER_PIDS[e2guardian-mitm]'
 	if want aupguard || want aupguard-spliced; then
 		local only=$PEERS
 		PEERS=
@@ -238,6 +253,7 @@ area_tls() {
 			PEER_PIDS[aupguard-spliced]=${PEER_PIDS[aupguard]}
 		fi
 	fi
+	bring_up bare-goproxy-mitm "$P_BARE" start_bare_mitm
 	if squid_bumps; then
 		bring_up squid-bump "$P_SQUIDBUMP" start_squid_bump
 	else
@@ -272,7 +288,7 @@ area_tls() {
 		done
 	done
 	local pids=() p
-	for peer in aupguard squid-bump e2guardian-mitm; do
+	for peer in aupguard bare-goproxy-mitm squid-bump e2guardian-mitm; do
 		[[ -n ${PEER_PIDS[$peer]:-} ]] && pids+=("${PEER_PIDS[$peer]}")
 	done
 	for p in "${pids[@]}"; do stop "$p"; done
