@@ -223,6 +223,12 @@ install_peers() {
 		*) have "${w%%:*}" || missing+=("${w#*:}") ;;
 		esac
 	done
+	# squid-openssl conflicts with squid and serves both areas.
+	if [[ " ${missing[*]} " == *" squid-openssl "* ]]; then
+		local m keep=()
+		for m in "${missing[@]}"; do [[ $m == squid ]] || keep+=("$m"); done
+		missing=("${keep[@]}")
+	fi
 	((${#missing[@]})) || return 0
 	if ((!INSTALL)); then
 		log "not installing (--no-install or --smoke): ${missing[*]}; those peers are skipped"
