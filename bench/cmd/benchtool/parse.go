@@ -204,12 +204,18 @@ func parseJSON(b []byte, r *record) error {
 		FirstError string  `json:"first_error"`
 		BaseP50Ms  float64 `json:"base_p50_ms"`
 		BaseP99Ms  float64 `json:"base_p99_ms"`
+		Conns      int64   `json:"conns"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	r.Rate, r.P50Ms, r.P99Ms, r.MBps, r.Errors = v.Rate, v.P50Ms, v.P99Ms, v.MBps, v.Errors
 	r.BaseP50Ms, r.BaseP99Ms = v.BaseP50Ms, v.BaseP99Ms
+	if v.Conns > 0 {
+		// tlsload's keep-alive clients: more connections than clients
+		// means the proxy closed kept-alive connections.
+		r.Note = strings.TrimSpace(fmt.Sprintf("%s %d connections opened", r.Note, v.Conns))
+	}
 	if v.FirstError != "" {
 		r.Note = strings.TrimSpace(r.Note + " first error: " + v.FirstError)
 	}

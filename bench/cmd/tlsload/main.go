@@ -77,10 +77,11 @@ func main() {
 	var out any
 	switch *mode {
 	case "keepalive":
-		out = loadgen.Run(ctx, *workers, *warmup, *window, func() loadgen.Op {
+		r := loadgen.Run(ctx, *workers, *warmup, *window, func() loadgen.Op {
 			k := &kept{client: cl, host: u.Hostname()}
 			return k.do
 		})
+		out = keptResult{Result: r, Conns: cl.opened.Load()}
 	case "newconn":
 		out = loadgen.Run(ctx, *workers, *warmup, *window, func() loadgen.Op {
 			return func(ctx context.Context) (int64, error) { return cl.visit(ctx, u.Hostname()) }
@@ -147,6 +148,8 @@ type client struct {
 	path  string
 	port  string
 	size  int64
+	// opened counts the connections set up (warm-up included).
+	opened atomic.Int64
 }
 
 // conn is one TLS connection through a CONNECT tunnel.
@@ -201,6 +204,7 @@ func (c *client) open(ctx context.Context, host string) (*conn, error) {
 		return nil, fmt.Errorf("TLS handshake with %s through the proxy: %w", host, err)
 	}
 	ok = true
+	c.opened.Add(1)
 	return &conn{
 		tc:   tc,
 		br:   bufio.NewReaderSize(tc, 16<<10),
@@ -305,6 +309,14 @@ func (k *kept) do(ctx context.Context) (int64, error) {
 // its certificate (a pinned app) and splice that client's next
 // connections, which would turn the next test into a different one.
 func graceful(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
+// keptResult is loadgen.Result plus how many connections the clients had
+// to open: a proxy that closes kept-alive connections makes every request
+// pay a handshake.
+type keptResult struct {
+	loadgen.Result
+	Conns int64 `json:"conns"`
+}
 
 // mintResult is loadgen.Result for the first visits plus the second
 // visits' percentiles.
