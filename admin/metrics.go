@@ -2,6 +2,7 @@ package admin
 
 import (
 	"reflect"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -29,7 +30,7 @@ const (
 
 // proxyMetrics export proxy.Stats.
 var proxyMetrics = []statMetric{
-	{"Requests", "aupguard_proxy_requests_total", "Plain-HTTP requests decided at phase request.", counter},
+	{"Requests", "aupguard_proxy_requests_total", "HTTP requests decided at phase request (plain HTTP, and inside intercepted tunnels).", counter},
 	{"Connects", "aupguard_proxy_connects_total", "CONNECT (tunnel) requests decided at phase connect.", counter},
 	{"Blocked", "aupguard_proxy_blocked_total", "Requests and tunnels the policy blocked.", counter},
 	{"Alerts", "aupguard_proxy_alerts_total", "Requests the policy allowed but marked for attention.", counter},
@@ -42,7 +43,16 @@ var proxyMetrics = []statMetric{
 	{"UpstreamErrors", "aupguard_proxy_upstream_errors_total", "Requests whose origin could not be reached.", counter},
 	{"EmitErrors", "aupguard_proxy_emit_errors_total", "Misuse events and review requests the event pipeline did not take.", counter},
 	{"Reviews", "aupguard_proxy_review_requests_total", "Review requests learners sent from the block page.", counter},
+	{"TLSIntercepted", `aupguard_proxy_tls_connections_total{mode="intercepted"}`, tlsConnectionsHelp, counter},
+	{"TLSSpliced", `aupguard_proxy_tls_connections_total{mode="spliced"}`, tlsConnectionsHelp, counter},
+	{"TLSPinnedFallback", `aupguard_proxy_tls_connections_total{mode="pinned_fallback"}`, tlsConnectionsHelp, counter},
+	{"TLSUpstreamCertRefused", `aupguard_proxy_tls_connections_total{mode="upstream_cert_refused"}`, tlsConnectionsHelp, counter},
+	{"TLSClientRefusals", "aupguard_proxy_tls_client_refusals_total", "TLS handshakes in which a client rejected the interception certificate (no CA installed, or a pinning app).", counter},
 }
+
+// tlsConnectionsHelp is the help of the one labelled proxy metric: a name
+// in the tables may carry constant labels as name{label="value"}.
+const tlsConnectionsHelp = "CONNECT tunnels by how they were carried: intercepted (the client accepted the interception certificate), spliced (tunnelled untouched), pinned_fallback (tunnelled untouched because the client rejected the certificate for that host lately), upstream_cert_refused (intercepted, and an origin certificate failed verification; also counted as intercepted)."
 
 // dnsMetrics export dnsfilter.Stats.
 var dnsMetrics = []statMetric{
@@ -96,7 +106,8 @@ type statsCollector struct {
 func newStatsCollector(table []statMetric, read func() any) *statsCollector {
 	c := &statsCollector{table: table, read: read}
 	for _, m := range table {
-		c.desc = append(c.desc, prometheus.NewDesc(m.name, m.help, nil, nil))
+		name, labels := splitMetricName(m.name)
+		c.desc = append(c.desc, prometheus.NewDesc(name, m.help, nil, labels))
 	}
 	return c
 }
@@ -148,4 +159,15 @@ func (c *revisionCollector) Collect(ch chan<- prometheus.Metric) {
 		lists = c.d.Lists.Current().Revision()
 	}
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1, pol, lists)
+}
+
+// splitMetricName splits `name{key="value"}` into the name and its
+// constant label (one at most); a plain name has none.
+func splitMetricName(s string) (string, prometheus.Labels) {
+	name, rest, ok := strings.Cut(s, "{")
+	if !ok {
+		return s, nil
+	}
+	k, v, _ := strings.Cut(strings.TrimSuffix(rest, "}"), "=")
+	return name, prometheus.Labels{k: strings.Trim(v, `"`)}
 }

@@ -60,6 +60,8 @@ redis: {enabled: true, addrs: ["%s"]}
 		`aupguard_decision_duration_seconds_count{source="proxy"} 1`,
 		`aupguard_decision_duration_seconds_count{source="dns"} 1`,
 		"aupguard_proxy_blocked_total 1",
+		`aupguard_proxy_tls_connections_total{mode="intercepted"} 0`,
+		`aupguard_proxy_tls_connections_total{mode="spliced"} 0`,
 		"aupguard_dns_blocked_total 1",
 		"aupguard_events_emit_timeouts_total 0",
 		"aupguard_redis_cache_reads_total",

@@ -111,6 +111,10 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 	if cfg.DNS.Enabled {
 		protected = append(protected, cfg.DNS.Listen)
 	}
+	leaves, refusals, err := interception(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	s.Proxy, err = proxy.New(cfg.Proxy, proxy.Options{
 		Decider:        core.Decider,
 		Emitter:        s.Events,
@@ -121,6 +125,8 @@ func NewServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Serv
 		Hosts:          hosts,
 		ProtectedAddrs: protected,
 		SafeSearchHost: dnsfilter.SafeSearchHost,
+		Leaves:         leaves,
+		Refusals:       refusals,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -288,4 +289,29 @@ func BenchmarkCacheMemory(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/leaf")
 		runtime.KeepAlive(m)
 	}
+}
+
+// BenchmarkMintLatency reports the distribution of first-visit mint times
+// (what a learner's first connection to a new host waits for, on top of
+// the handshake), so the p99 can be read off, not only the mean.
+func BenchmarkMintLatency(b *testing.B) {
+	ca, _ := newCA(b)
+	m, _ := NewMinter(ca, MinterOptions{CacheSize: 1})
+	var took []time.Duration
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0 := threadCPU()
+	for i := 0; b.Loop(); i++ {
+		began := time.Now()
+		if _, err := m.mint(fmt.Sprintf("host%d.example", i)); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(began))
+	}
+	if cpu := threadCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu)/float64(len(took)), "cpu-µs/op")
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
 }

@@ -208,3 +208,19 @@ valid_port(p) if {
 	p >= 1
 	p <= 65535
 }
+
+problems contains sprintf("never_intercept: %v is not a list of domains", [v]) if {
+	v := aupguard.never_intercept
+	not is_array(v)
+}
+
+problems contains sprintf("never_intercept[%d]: %v is not a lower-case domain without a leading dot", [i, d]) if {
+	some i, d in aupguard.never_intercept
+	not domain(d)
+}
+
+problems contains sprintf("groups.%s.intercept_fail_closed: %v is not true or false", [name, v]) if {
+	some name, group in aupguard.groups
+	v := group.intercept_fail_closed
+	not is_boolean(v)
+}

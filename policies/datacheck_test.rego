@@ -79,3 +79,16 @@ test_connect_ports_checked if {
 	r := datacheck.problems with data.aupguard.connect_ports as ["9000-8000"]
 	count(r) == 1
 }
+
+test_never_intercept_checked if {
+	p := datacheck.problems with data.aupguard.never_intercept as ["nhs.uk", "*.gov.uk"]
+	p == {"never_intercept[1]: *.gov.uk is not a lower-case domain without a leading dot"}
+	q := datacheck.problems with data.aupguard.never_intercept as "nhs.uk"
+	q == {"never_intercept: nhs.uk is not a list of domains"}
+}
+
+test_intercept_fail_closed_checked if {
+	groups := object.union(data.aupguard.groups, {"learners": {"intercept_fail_closed": "yes"}})
+	p := datacheck.problems with data.aupguard.groups as groups
+	p == {"groups.learners.intercept_fail_closed: yes is not true or false"}
+}

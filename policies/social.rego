@@ -34,7 +34,8 @@ matches contains {
 # For HTTPS the proxy sees only the host until it opens the connection, so at
 # the connect phase it is told to intercept social-media hosts for clients
 # that may not publish; the request phase then sees the method and the body.
-# Clients that may publish are left untouched.
+# Clients that may publish are left untouched, and so are hosts in the
+# never-intercept set (intercept.rego).
 matches contains {
 	"action": "intercept",
 	"category": "social",
@@ -42,10 +43,12 @@ matches contains {
 	"severity": "info",
 	"alert": false,
 	"reason": "Social-media connections are inspected so that posting can be checked against the approvals (Acceptable Use Policy: publishing on social media).",
+	"intercept_fail_closed": intercept_fail_closed,
 } if {
 	input.phase == "connect"
 	input.categories.social
 	not may_publish
+	not intercept_exempt
 }
 
 # A request carries a body when it says how long the body is, or when its

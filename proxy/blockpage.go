@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"fmt"
 	htmltemplate "html/template"
 	"io"
@@ -108,7 +109,12 @@ func (s *Server) blockResponse(r *http.Request, in *verdict.Input, d *verdict.De
 	data.Host = in.Request.Host
 	data.Reference = evID
 	data.ReviewURL = p.reviewURL
-	resp := p.render(r, http.StatusForbidden, "block", data)
+	var resp *http.Response
+	if fromScript(r) {
+		resp = jsonBlock(r, &data)
+	} else {
+		resp = p.render(r, http.StatusForbidden, "block", data)
+	}
 	resp.Header.Set("X-Aupguard-Reference", evID)
 	return resp
 }
@@ -216,4 +222,50 @@ func connectRefusal(d *verdict.Decision, host, evID string) string {
 	b.WriteString(evID)
 	b.WriteString("\n")
 	return b.String()
+}
+
+// fromScript reports whether a request comes from a page's script (XHR,
+// fetch) rather than a navigation: it asks for JSON, or says so in
+// X-Requested-With, or the browser's Sec-Fetch-Mode is not a navigation.
+// A script cannot show a page, so it gets a short JSON body instead.
+func fromScript(r *http.Request) bool {
+	h := r.Header
+	if wantsHTML(h.Get("Accept")) && h.Get("Sec-Fetch-Mode") == "" && h.Get("X-Requested-With") == "" {
+		return false
+	}
+	switch strings.ToLower(h.Get("Sec-Fetch-Mode")) {
+	case "cors", "same-origin", "no-cors":
+		return true
+	case "navigate", "nested-navigate", "websocket":
+		return false
+	}
+	return h.Get("X-Requested-With") != "" || strings.Contains(strings.ToLower(h.Get("Accept")), "json")
+}
+
+// jsonBlock is the block answer for a script.
+func jsonBlock(r *http.Request, d *pageData) *http.Response {
+	b, _ := json.Marshal(struct {
+		Blocked   bool   `json:"blocked"`
+		Category  string `json:"category"`
+		Reason    string `json:"reason"`
+		Reference string `json:"reference"`
+	}{true, d.Category, d.Reason, d.Reference})
+	b = append(b, '\n')
+	resp := &http.Response{
+		StatusCode:    http.StatusForbidden,
+		Status:        "403 Forbidden",
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{},
+		ContentLength: int64(len(b)),
+		Body:          io.NopCloser(bytes.NewReader(b)),
+		Request:       r,
+	}
+	h := resp.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	return resp
 }

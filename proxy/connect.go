@@ -32,13 +32,24 @@ func (s *Server) onConnect(_ string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAct
 	if d.Blocked() {
 		return rawAnswer(http.StatusForbidden, connectRefusal(&d, req.Host, evID)), r.URL.Host
 	}
+	intercepting := false
 	if d.Action == verdict.ActionIntercept {
-		// TLS interception is not part of this proxy yet: the tunnel is
-		// opened as for allow, and the request and response phases are not
-		// seen for it.
-		s.log.Debug("proxy: intercept requested; tunnelling without interception", "host", req.Host)
+		switch {
+		case s.opts.Leaves == nil:
+			// No CA: the tunnel is opened as for allow (logged once at
+			// start by the caller).
+			s.log.Debug("proxy: intercept requested; no CA, tunnelling without interception", "host", req.Host)
+		case !d.InterceptFailClosed && s.refusals.Refused(t.ipStr, req.Host):
+			// The device rejected our certificate for this host lately
+			// (no CA installed, or an app that pins): tunnel as before
+			// rather than break it again.
+			t.mode = modePinnedFallback
+		default:
+			intercepting = true
+			t.failClosed = d.InterceptFailClosed
+		}
 	}
-	if s.opts.SafeSearchHost != nil {
+	if !intercepting && s.opts.SafeSearchHost != nil {
 		if target, ok := s.opts.SafeSearchHost(req.Host, d.SafeSearch); ok {
 			t.dialHost = target
 			s.log.Debug("proxy: safe search enforced", "host", req.Host, "dial", target, "level", d.SafeSearch)
@@ -49,6 +60,9 @@ func (s *Server) onConnect(_ string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAct
 		return rawAnswer(http.StatusTooManyRequests, "aupguard: too many open connections from this device.\n"), r.URL.Host
 	}
 	t.tunnelSlot = true
+	if intercepting {
+		return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: s.mitm}, r.URL.Host
+	}
 	return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: s.tunnel}, r.URL.Host
 }
 
@@ -107,6 +121,11 @@ func (s *Server) tunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
 	defer up.Close()
 	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
+	}
+	if t.mode == modePinnedFallback {
+		s.stats.tlsPinnedFallback.Add(1)
+	} else {
+		s.stats.tlsSpliced.Add(1)
 	}
 	var src io.Reader = client
 	if t.rw != nil {

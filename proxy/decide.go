@@ -36,6 +36,13 @@ type txn struct {
 	// dialHost, when set, is dialled instead of req.Host: the search
 	// engine's safe-search host.
 	dialHost string
+	// mode is how a CONNECT tunnel is carried when it is not intercepted.
+	mode tunnelMode
+	// failClosed: the client must not fall back to a plain tunnel when it
+	// rejects the interception certificate.
+	failClosed bool
+	// mitm is set for a request read inside an intercepted connection.
+	mitm *mitmState
 }
 
 type txnKey struct{}

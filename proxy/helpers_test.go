@@ -37,6 +37,7 @@ import (
 
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/identity"
+	"github.com/aupguard/aupguard/internal/testcore"
 	"github.com/aupguard/aupguard/verdict"
 )
 
@@ -329,6 +330,9 @@ type setup struct {
 	identity identity.Config
 	opts     Options
 	logLevel slog.Level
+	// dataEdits, when set, edit the policy data the decision core is
+	// built with (testcore.NewEdited).
+	dataEdits [][2]string
 }
 
 // start runs a proxy on 127.0.0.1:0 in front of local origins. mutate may
@@ -386,7 +390,11 @@ func start(t testing.TB, mutate func(*setup)) *harness {
 	if mutate != nil {
 		mutate(s)
 	}
-	h.inputs = &inputRecorder{inner: newDecider(t, testDomains)}
+	if s.dataEdits != nil {
+		h.inputs = &inputRecorder{inner: testcore.NewEdited(t, testDomains, s.dataEdits...)}
+	} else {
+		h.inputs = &inputRecorder{inner: newDecider(t, testDomains)}
+	}
 	if s.opts.Decider == nil {
 		s.opts.Decider = h.inputs
 	}

@@ -43,6 +43,9 @@ func (s *Server) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Reques
 	}
 	stripHopByHop(r.Header, ws)
 	r.Header.Add("Via", "1.1 aupguard")
+	if applySafeSearch(r, req.Host, d.SafeSearch) {
+		s.log.Debug("proxy: safe search set", "host", req.Host, "level", d.SafeSearch)
+	}
 	// The origin must be asked for the host the policy decided on: the
 	// request target wins over the client's Host header (RFC 9112 §3.2.2),
 	// so a mismatched Host cannot front a blocked site behind an allowed
@@ -117,6 +120,13 @@ func (s *Server) upstreamError(r *http.Request, t *txn, err error) *http.Respons
 	}
 	s.stats.upstreamErr.Add(1)
 	status, msg := gatewayError(err)
+	if problem, ok := certProblem(err); ok {
+		// The learner is told what is wrong, inside our own TLS when
+		// intercepted, and never sees the origin's content: an origin
+		// whose certificate does not verify is not vouched for by ours.
+		s.upstreamCertRefused(t)
+		msg = "The site's security certificate could not be verified (" + problem + "), so the connection was not made."
+	}
 	s.log.Info("proxy: origin unreachable", "client_ip", t.ipStr, "user", t.user, "host", t.req.Host, "status", status, "err", err)
 	return s.pages.errorResponse(r, status, t.req.Host, msg)
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/aupguard/aupguard/events"
 	"github.com/aupguard/aupguard/identity"
+	"github.com/aupguard/aupguard/intercept"
 	"github.com/aupguard/aupguard/verdict"
 )
 
@@ -84,6 +85,14 @@ type Options struct {
 	// a tunnel whose decision asks for safe search is dialled there, since
 	// proxied clients do not resolve names through the DNS filter.
 	SafeSearchHost func(host, level string) (string, bool)
+	// Leaves, when set, turns on TLS interception: a tunnel the policy
+	// answers intercept for at phase connect is opened with a leaf from
+	// it, and the requests inside go through the request and response
+	// phases. Nil tunnels those connections untouched.
+	Leaves LeafSource
+	// Refusals remembers clients that rejected the interception
+	// certificate; nil with Leaves set keeps up to 10 000 for an hour.
+	Refusals RefusalMemory
 }
 
 // Stats are the proxy's counters since New: requests and CONNECTs decided,
@@ -105,12 +114,26 @@ type Stats struct {
 	UpstreamErrors  uint64 `json:"upstream_errors"`
 	EmitErrors      uint64 `json:"emit_errors"`
 	Reviews         uint64 `json:"review_requests"`
+	// TLS connections by how they were carried: intercepted (the client
+	// accepted our leaf), spliced (tunnelled untouched), pinned fallback
+	// (tunnelled untouched because the client rejected our certificate
+	// for that host lately), and intercepted connections on which an
+	// origin's certificate failed verification (also counted as
+	// intercepted). TLSClientRefusals counts the handshakes in which a
+	// client rejected our certificate.
+	TLSIntercepted         uint64 `json:"tls_intercepted"`
+	TLSSpliced             uint64 `json:"tls_spliced"`
+	TLSPinnedFallback      uint64 `json:"tls_pinned_fallback"`
+	TLSUpstreamCertRefused uint64 `json:"tls_upstream_cert_refused"`
+	TLSClientRefusals      uint64 `json:"tls_client_refusals"`
 }
 
 type counters struct {
 	requests, connects, blocked, alerts, refused, clientsDenied      atomic.Uint64
 	authFailures, authLimited, tunnelsRejected, upstreamErr, emitErr atomic.Uint64
 	reviews                                                          atomic.Uint64
+	tlsIntercepted, tlsSpliced, tlsPinnedFallback                    atomic.Uint64
+	tlsUpstreamRefused, tlsClientRefused                             atomic.Uint64
 }
 
 // While draining, tunnels and WebSockets quiet for drainIdle are closed
@@ -140,6 +163,9 @@ type Server struct {
 	// so a double-clicked button records one review request.
 	reviewMu sync.Mutex
 	stats    counters
+	// refusals remembers clients that rejected the interception
+	// certificate (nil without interception).
+	refusals RefusalMemory
 
 	inflight  tracker
 	conns     connSet
@@ -180,6 +206,12 @@ func New(cfg Config, opts Options) (*Server, error) {
 		id:      opts.Identity,
 		tunnels: &tunnelLimit{max: cfg.MaxTunnelsPerClient, n: map[netip.Addr]int{}},
 		conns:   connSet{m: map[*trackedConn]struct{}{}},
+	}
+	if opts.Leaves != nil {
+		s.refusals = opts.Refusals
+		if s.refusals == nil {
+			s.refusals = intercept.NewRefusals(10_000, time.Hour)
+		}
 	}
 	s.bodyBufs.size = 64 << 10
 	s.tunnelBufs.size = 32 << 10
@@ -418,6 +450,12 @@ func (s *Server) Stats() Stats {
 		UpstreamErrors:  c.upstreamErr.Load(),
 		EmitErrors:      c.emitErr.Load(),
 		Reviews:         c.reviews.Load(),
+
+		TLSIntercepted:         c.tlsIntercepted.Load(),
+		TLSSpliced:             c.tlsSpliced.Load(),
+		TLSPinnedFallback:      c.tlsPinnedFallback.Load(),
+		TLSUpstreamCertRefused: c.tlsUpstreamRefused.Load(),
+		TLSClientRefusals:      c.tlsClientRefused.Load(),
 	}
 }
 
@@ -447,6 +485,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveLocal(w, r, t)
 		return
 	}
+	s.serveProxied(w, r, t)
+}
+
+// serveProxied runs a request through goproxy's handler chain (the
+// phases, the transport, the WebSocket relay) with t in its context: a
+// request or CONNECT from the listener, or a request read inside an
+// intercepted connection.
+func (s *Server) serveProxied(w http.ResponseWriter, r *http.Request, t *txn) {
 	r = r.WithContext(context.WithValue(r.Context(), txnKey{}, t))
 	rw := &respWriter{ResponseWriter: w, hijack: s.trackHijack, bufs: &s.bodyBufs}
 	t.rw = rw

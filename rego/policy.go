@@ -101,6 +101,7 @@ var (
 	kAction, kCategory, kRule, kReason = ast.StringTerm("action"), ast.StringTerm("category"), ast.StringTerm("rule"), ast.StringTerm("reason")
 	kSeverity, kAlert, kCacheTTL       = ast.StringTerm("severity"), ast.StringTerm("alert"), ast.StringTerm("cache_ttl_s")
 	kSafeSearch                        = ast.StringTerm("safesearch")
+	kFailClosed                        = ast.StringTerm("intercept_fail_closed")
 )
 
 // parseDecision reads the policy's output object strictly: an unknown
@@ -150,6 +151,13 @@ func parseDecision(v any) (verdict.Decision, error) {
 			err = errors.Join(err, fmt.Errorf("decision.alert is %s, want a boolean", typeName(x.Value)))
 		}
 		d.Alert = bool(b)
+	}
+	if x := m.Get(kFailClosed); x != nil {
+		b, isBool := x.Value.(ast.Boolean)
+		if !isBool {
+			err = errors.Join(err, fmt.Errorf("decision.intercept_fail_closed is %s, want a boolean", typeName(x.Value)))
+		}
+		d.InterceptFailClosed = bool(b)
 	}
 	if x := m.Get(kCacheTTL); x != nil {
 		n, isNum := x.Value.(ast.Number)

@@ -128,9 +128,13 @@ type Decision struct {
 	Alert    bool     `json:"alert"`
 	// CacheTTL is how long the verdict may be reused; negative when the
 	// policy did not say (the cache's default applies), 0 for never.
-	CacheTTL   time.Duration       `json:"-"`
-	SafeSearch string              `json:"safesearch,omitempty"`
-	Categories map[string][]string `json:"categories,omitempty"`
+	CacheTTL   time.Duration `json:"-"`
+	SafeSearch string        `json:"safesearch,omitempty"`
+	// InterceptFailClosed, on an intercept decision, says the client must
+	// not fall back to a plain tunnel when it rejects the proxy's
+	// certificate (policies: groups.<name>.intercept_fail_closed).
+	InterceptFailClosed bool                `json:"intercept_fail_closed,omitempty"`
+	Categories          map[string][]string `json:"categories,omitempty"`
 	// PolicyRevision and ListsRevision identify the content hashes in force.
 	PolicyRevision string `json:"policy_revision"`
 	ListsRevision  string `json:"lists_revision"`

@@ -43,6 +43,29 @@ func New(t testing.TB, extra map[string][]string) *Core {
 	return build(t, extra, ephemeralPortsData(t))
 }
 
+// NewEdited is New with further edits to data.yaml: each pair replaces
+// the first occurrence of its old text with its new text (a test group, a
+// never-intercept entry), and must match.
+func NewEdited(t testing.TB, extra map[string][]string, edits ...[2]string) *Core {
+	t.Helper()
+	dir := ephemeralPortsData(t)
+	p := filepath.Join(dir, "data.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range edits {
+		if !bytes.Contains(b, []byte(e[0])) {
+			t.Fatalf("testcore: policies/data.yaml has no %q to edit", e[0])
+		}
+		b = bytes.Replace(b, []byte(e[0]), []byte(e[1]), 1)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return build(t, extra, dir)
+}
+
 // NewShipped is New with the policy data exactly as shipped.
 func NewShipped(t testing.TB, extra map[string][]string) *Core {
 	t.Helper()
