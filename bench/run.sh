@@ -23,8 +23,9 @@
 #   --profile        run aupguard as bench/cmd/profserve and save a CPU and an allocation
 #                    profile of each of its measured windows in DIR/profiles
 #
-# Everything listens on 127.0.0.1 only. Every process started here is
-# stopped on exit (trap EXIT); the /etc/hosts line added for e2guardian is
+# Everything listens on loopback only (127.0.0.1; the TLS area's origin on
+# 127.0.0.43:443, so it needs root). Every process started here is stopped
+# on exit (trap EXIT); the /etc/hosts lines added for e2guardian are
 # removed again.
 set -euo pipefail
 
@@ -58,7 +59,7 @@ while (($#)); do
 	--no-wait-idle) WAIT_IDLE=0 ;;
 	--profile) PROFILE=1 ;;
 	--peers) PEERS=${2:?}; shift ;;
-	-h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,29p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
