@@ -4,7 +4,8 @@
 # the same load, in one run. See docs/benchmarks.md.
 #
 #   bench/run.sh                     # everything (installs the peers with apt-get)
-#   bench/run.sh --only proxy        # proxy | dns | engine
+#   bench/run.sh --only proxy        # proxy | dns | engine | tls
+#   bench/run.sh --only tls          # HTTPS interception: aupguard vs squid ssl-bump and e2guardian MITM
 #   bench/run.sh --smoke             # a few seconds: aupguard and bare goproxy only, Go tools only
 #
 # Options:
@@ -16,13 +17,15 @@
 #   --no-install     do not apt-get install missing peers (they are skipped, saying so)
 #   --no-wait-idle   do not wait for the 1-minute load average to drop below 1.5 before each area
 #   --peers A,B      measure only these peers (aupguard, bare-goproxy, squid, squid+squidguard,
-#                    e2guardian, bare-miekgdns, unbound, dnsmasq)
+#                    e2guardian, bare-miekgdns, unbound, dnsmasq; tls: aupguard, aupguard-spliced,
+#                    bare-goproxy-mitm, squid-bump, e2guardian-mitm)
 #   AUPGUARD_BIN=F   (environment) measure the aupguard binary F instead of building this tree
 #   --profile        run aupguard as bench/cmd/profserve and save a CPU and an allocation
 #                    profile of each of its measured windows in DIR/profiles
 #
-# Everything listens on 127.0.0.1 only. Every process started here is
-# stopped on exit (trap EXIT); the /etc/hosts line added for e2guardian is
+# Everything listens on loopback only (127.0.0.1; the TLS area's origin on
+# 127.0.0.43:443, so it needs root). Every process started here is stopped
+# on exit (trap EXIT); the /etc/hosts lines added for e2guardian are
 # removed again.
 set -euo pipefail
 
@@ -46,7 +49,7 @@ PEERS=
 while (($#)); do
 	case $1 in
 	--smoke) SMOKE=1 ;;
-	--only) ONLY=${2:?--only needs proxy, dns or engine}; shift ;;
+	--only) ONLY=${2:?--only needs proxy, dns, engine or tls}; shift ;;
 	--duration) DURATION=${2:?}; shift ;;
 	--warmup) WARMUP=${2:?}; shift ;;
 	--conns) CONNS=${2:?}; shift ;;
@@ -56,12 +59,12 @@ while (($#)); do
 	--no-wait-idle) WAIT_IDLE=0 ;;
 	--profile) PROFILE=1 ;;
 	--peers) PEERS=${2:?}; shift ;;
-	-h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,29p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
-case $ONLY in all | proxy | dns | engine) ;; *) echo "run.sh: --only takes proxy, dns or engine" >&2; exit 2 ;; esac
+case $ONLY in all | proxy | dns | engine | tls) ;; *) echo "run.sh: --only takes proxy, dns, engine or tls" >&2; exit 2 ;; esac
 if ((SMOKE)); then
 	DURATION=${DURATION:-2}
 	WARMUP=${WARMUP:-1}
@@ -115,6 +118,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# hosts_line ADDR NAME adds "ADDR NAME" to /etc/hosts, marked so that
+# cleanup removes it, unless it is there already.
+hosts_line() {
+	grep -q "^$1 $2 $HOSTS_MARK\$" /etc/hosts || printf '%s %s %s\n' "$1" "$2" "$HOSTS_MARK" >>/etc/hosts
+}
 
 # stop_wait waits up to 15 s for pid to exit after TERM, then kills it.
 stop_wait() {
@@ -204,10 +213,23 @@ install_peers() {
 	local want=()
 	case $ONLY in all | proxy) want+=(squid:squid squidGuard:squidguard e2guardian:e2guardian wrk:wrk) ;; esac
 	case $ONLY in all | dns) want+=(unbound:unbound dnsmasq:dnsmasq dnsperf:dnsperf dig:dnsutils) ;; esac
+	# ssl-bump needs Debian's OpenSSL build of squid, which replaces the
+	# plain one (it conflicts with package squid); it serves the proxy
+	# area the same way.
+	case $ONLY in all | tls) want+=(squid-bump:squid-openssl e2guardian:e2guardian openssl:openssl) ;; esac
 	local missing=() w
 	for w in "${want[@]}"; do
-		have "${w%%:*}" || missing+=("${w#*:}")
+		case ${w%%:*} in
+		squid-bump) squid_bumps || missing+=("${w#*:}") ;;
+		*) have "${w%%:*}" || missing+=("${w#*:}") ;;
+		esac
 	done
+	# squid-openssl conflicts with squid and serves both areas.
+	if [[ " ${missing[*]} " == *" squid-openssl "* ]]; then
+		local m keep=()
+		for m in "${missing[@]}"; do [[ $m == squid ]] || keep+=("$m"); done
+		missing=("${keep[@]}")
+	fi
 	((${#missing[@]})) || return 0
 	if ((!INSTALL)); then
 		log "not installing (--no-install or --smoke): ${missing[*]}; those peers are skipped"
@@ -267,7 +289,7 @@ build() {
 # pick_ports gives every listener its own free port, all on 127.0.0.1.
 pick_ports() {
 	read -r P_ORIGIN P_FIRST P_STREAM P_DNSORIGIN P_AG P_AGDNS P_AGADMIN P_BARE P_SQUID P_SQUIDSG P_E2G P_UNBOUND P_DNSMASQ P_PPROF P_BAREDNS \
-		< <("$BIN/benchtool" ports 15)
+		P_TLSORIGIN P_SQUIDBUMP P_E2GMITM P_E2GTHTTPS < <("$BIN/benchtool" ports 19)
 }
 ORIGIN_HOST=origin.bench.example
 
@@ -303,9 +325,10 @@ cpu() { "$BIN/benchtool" cpu "$@"; }
 # cpu_since C0 PID: CPU seconds PID's tree used since the reading C0.
 cpu_since() { awk -v a="$1" -v b="$(cpu "$2")" 'BEGIN { printf "%.2f", b - a }'; }
 
-# fail_peer records that a peer could not be measured, and why.
+# fail_peer records that a peer could not be measured, and why (on one
+# line: a tool's message may span several).
 fail_peer() {
-	local area=$1 test=$2 peer=$3 why=$4
+	local area=$1 test=$2 peer=$3 why=${4//$'\n'/ }
 	log "$peer: $why"
 	printf '{"area":"%s","test":"%s","peer":"%s","errors":1,"note":"not measured: %s"}\n' \
 		"$area" "$test" "$peer" "${why//\"/\'}" >>"$RESULTS"
@@ -464,12 +487,12 @@ url_rewrite_bypass off"
 	"$BIN/benchtool" wait -timeout 60s "127.0.0.1:$P_SQUIDSG"
 }
 
-# start_e2guardian: e2guardian's packaged configuration (content filtering
-# as shipped: phrase lists, MIME and extension lists, weighted phrases)
-# with the same 100k domain list added as a banned-site list, going
-# direct (no parent proxy), logging only denied requests.
-start_e2guardian() {
-	local d=$RUN/e2guardian
+# e2guardian_config DIR PORT: a copy of e2guardian's packaged
+# configuration in DIR/etc, listening on PORT, the 100k list added as a
+# banned-site list, logging to DIR/log; DIR/etc/e2guardian.conf is the file
+# to start it with.
+e2guardian_config() {
+	local d=$1 port=$2
 	rm -rf "$d"
 	mkdir -p "$d/log"
 	cp -r /etc/e2guardian "$d/etc"
@@ -479,7 +502,7 @@ start_e2guardian() {
 	local conf=$d/etc/e2guardian.conf
 	sed -i \
 		-e "s#^filterip =.*#filterip = 127.0.0.1#" \
-		-e "s#^filterports =.*#filterports = $P_E2G#" \
+		-e "s#^filterports =.*#filterports = $port#" \
 		-e "s#^nodaemon =.*#nodaemon = on#" \
 		-e "s#^loglevel =.*#loglevel = 1#" \
 		"$conf"
@@ -487,11 +510,20 @@ start_e2guardian() {
 		echo "loglocation = '$d/log/access.log'"
 		echo "pidfilename = '$d/e2guardian.pid'"
 	} >>"$conf"
+}
+
+# start_e2guardian: e2guardian's packaged configuration (content filtering
+# as shipped: phrase lists, MIME and extension lists, weighted phrases)
+# with the same 100k domain list added as a banned-site list, going
+# direct (no parent proxy), logging only denied requests.
+start_e2guardian() {
+	local d=$RUN/e2guardian
+	e2guardian_config "$d" "$P_E2G"
 	chown -R e2guardian "$d" 2>/dev/null || true
 	# e2guardian resolves with the system resolver: the origin's name goes
 	# into /etc/hosts for its run (removed on exit).
-	grep -q "$HOSTS_MARK" /etc/hosts || printf '127.0.0.1 %s %s\n' "$ORIGIN_HOST" "$HOSTS_MARK" >>/etc/hosts
-	start e2guardian e2guardian -N -c "$conf"
+	hosts_line 127.0.0.1 "$ORIGIN_HOST"
+	start e2guardian e2guardian -N -c "$d/etc/e2guardian.conf"
 	PEER_PID=$LAST_PID
 	"$BIN/benchtool" wait -timeout 120s "127.0.0.1:$P_E2G"
 }
@@ -852,6 +884,11 @@ area_engine() {
 	record gobench engine - - <"$out" || log "no benchmark results in $out"
 }
 
+# ---------------------------------------------------------------- tls
+
+# shellcheck source=bench/tls.sh
+. "$BENCH/tls.sh"
+
 # ---------------------------------------------------------------- main
 
 install_peers
@@ -862,6 +899,7 @@ log "generating lists and query files"
 "$BIN/benchtool" gen -data "$DATA" -out "$GEN" $( ((SMOKE)) && echo "-sizes 100000") >>"$LOGS/run.log" 2>&1
 start_origins
 case $ONLY in all | proxy) area_proxy ;; esac
+((SMOKE)) || case $ONLY in all | tls) area_tls ;; esac
 ((SMOKE)) || case $ONLY in all | dns) area_dns ;; esac
 ((SMOKE)) || case $ONLY in all | engine) area_engine ;; esac
 

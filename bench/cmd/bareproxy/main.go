@@ -4,6 +4,11 @@
 // copy as aupguard, and nothing else — no identity, no policy, no events,
 // no destination checks. aupguard's proxy is measured against it to see
 // what the filtering costs.
+//
+// With -mitm-cert and -mitm-key it intercepts every CONNECT with goproxy's
+// own MITM (goproxy.MitmConnect over the given CA, leaves cached per host),
+// verifying origins against the system roots plus -upstream-ca: the
+// ceiling of TLS interception on the same stack.
 package main
 
 import (
@@ -28,8 +33,12 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:13129", "listen address")
-	hosts := flag.String("hosts", "", "static names, name=ip[,name=ip...], looked up before DNS (as aupguard's hosts map)")
+	hosts := flag.String("hosts", "", "static names, name=ip[,name=ip...], looked up before DNS (as aupguard's hosts map); *.domain=ip covers every name under domain")
 	idle := flag.Int("idle-per-host", 256, "idle origin connections kept per host")
+	var mc mitmConfig
+	flag.StringVar(&mc.certFile, "mitm-cert", "", "PEM CA certificate: intercept every CONNECT, leaves signed by this CA (with -mitm-key)")
+	flag.StringVar(&mc.keyFile, "mitm-key", "", "PEM CA key (with -mitm-cert)")
+	flag.StringVar(&mc.upstreamCA, "upstream-ca", "", "PEM file of extra CAs trusted for origins (with -mitm-cert)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -39,7 +48,7 @@ func main() {
 		log.Error("bareproxy: -hosts", "err", err)
 		os.Exit(2)
 	}
-	if err := run(ctx, *listen, m, *idle); err != nil {
+	if err := run(ctx, *listen, m, *idle, mc); err != nil {
 		log.Error("bareproxy", "err", err)
 		os.Exit(1)
 	}
@@ -72,10 +81,28 @@ func (d *staticDialer) DialContext(ctx context.Context, network, addr string) (n
 	if err != nil {
 		return nil, err
 	}
-	if ip, ok := d.hosts[strings.ToLower(host)]; ok {
+	if ip, ok := d.lookup(strings.ToLower(host)); ok {
 		addr = net.JoinHostPort(ip, port)
 	}
 	return d.nd.DialContext(ctx, network, addr)
+}
+
+// lookup finds host in the table: the name itself, then "*." and each
+// parent domain (the first-visit test's many names).
+func (d *staticDialer) lookup(host string) (string, bool) {
+	if ip, ok := d.hosts[host]; ok {
+		return ip, true
+	}
+	for h := host; ; {
+		_, parent, ok := strings.Cut(h, ".")
+		if !ok {
+			return "", false
+		}
+		if ip, ok := d.hosts["*."+parent]; ok {
+			return ip, true
+		}
+		h = parent
+	}
 }
 
 // copyPooled gives goproxy's io.Copy of each response body the same path
@@ -121,7 +148,7 @@ type quietLogger struct{}
 
 func (quietLogger) Printf(string, ...any) {}
 
-func run(ctx context.Context, listen string, hosts map[string]string, idlePerHost int) error {
+func run(ctx context.Context, listen string, hosts map[string]string, idlePerHost int, mc mitmConfig) error {
 	d := &staticDialer{hosts: hosts, nd: net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}}
 	tr := &http.Transport{
 		Proxy:                 nil,
@@ -141,6 +168,11 @@ func run(ctx context.Context, listen string, hosts map[string]string, idlePerHos
 	gp.KeepAcceptEncoding = true
 	gp.ConnectDial = func(network, addr string) (net.Conn, error) {
 		return d.DialContext(context.Background(), network, addr)
+	}
+	if mc.certFile != "" {
+		if err := mc.apply(gp, tr); err != nil {
+			return err
+		}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", listen)

@@ -16,16 +16,21 @@ import (
 // record is one measured line of a report: one peer in one test. Load
 // tests fill the named fields; Go benchmarks fill Metrics.
 type record struct {
-	Area   string  `json:"area"`
-	Test   string  `json:"test"`
-	Peer   string  `json:"peer"`
-	Rate   float64 `json:"rate,omitempty"`
-	P50Ms  float64 `json:"p50_ms,omitempty"`
-	P99Ms  float64 `json:"p99_ms,omitempty"`
-	AvgMs  float64 `json:"avg_ms,omitempty"`
-	MBps   float64 `json:"mbps,omitempty"`
-	Errors int64   `json:"errors"`
-	RSSMiB float64 `json:"rss_mib,omitempty"`
+	Area  string  `json:"area"`
+	Test  string  `json:"test"`
+	Peer  string  `json:"peer"`
+	Rate  float64 `json:"rate,omitempty"`
+	P50Ms float64 `json:"p50_ms,omitempty"`
+	P99Ms float64 `json:"p99_ms,omitempty"`
+	// BaseP50Ms and BaseP99Ms are, in a first-visit test, the latencies of
+	// the second visit to each name: the same path without what a first
+	// visit costs (a certificate minted, a decision not yet cached).
+	BaseP50Ms float64 `json:"base_p50_ms,omitempty"`
+	BaseP99Ms float64 `json:"base_p99_ms,omitempty"`
+	AvgMs     float64 `json:"avg_ms,omitempty"`
+	MBps      float64 `json:"mbps,omitempty"`
+	Errors    int64   `json:"errors"`
+	RSSMiB    float64 `json:"rss_mib,omitempty"`
 	// CPUPct is the peer's CPU use in the window (100 = one core);
 	// CPUUsOp the CPU it spent per operation, in microseconds.
 	CPUPct  float64            `json:"cpu_pct,omitempty"`
@@ -41,9 +46,9 @@ type record struct {
 // (JSON lines) for the results file.
 func cmdParse(args []string) error {
 	fs := flag.NewFlagSet("parse", flag.ContinueOnError)
-	format := fs.String("format", "", "wrk, dnsperf, json (bench/internal/loadgen.Result) or gobench")
+	format := fs.String("format", "", "wrk, dnsperf, json (bench/internal/loadgen.Result, tlsload's output) or gobench")
 	r := record{}
-	fs.StringVar(&r.Area, "area", "", "proxy, dns or engine")
+	fs.StringVar(&r.Area, "area", "", "proxy, dns, tls or engine")
 	fs.StringVar(&r.Test, "test", "", "test name (http-1k, dns-allowed-100k, ...)")
 	fs.StringVar(&r.Peer, "peer", "", "peer name (aupguard, squid, ...)")
 	fs.Float64Var(&r.RSSMiB, "rss", 0, "resident memory of the peer after the test, MiB")
@@ -197,11 +202,20 @@ func parseJSON(b []byte, r *record) error {
 		MBps       float64 `json:"mbps"`
 		Errors     int64   `json:"errors"`
 		FirstError string  `json:"first_error"`
+		BaseP50Ms  float64 `json:"base_p50_ms"`
+		BaseP99Ms  float64 `json:"base_p99_ms"`
+		Conns      int64   `json:"conns"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	r.Rate, r.P50Ms, r.P99Ms, r.MBps, r.Errors = v.Rate, v.P50Ms, v.P99Ms, v.MBps, v.Errors
+	r.BaseP50Ms, r.BaseP99Ms = v.BaseP50Ms, v.BaseP99Ms
+	if v.Conns > 0 {
+		// tlsload's keep-alive clients: more connections than clients
+		// means the proxy closed kept-alive connections.
+		r.Note = strings.TrimSpace(fmt.Sprintf("%s %d connections opened", r.Note, v.Conns))
+	}
 	if v.FirstError != "" {
 		r.Note = strings.TrimSpace(r.Note + " first error: " + v.FirstError)
 	}

@@ -1,6 +1,7 @@
 // Command origin is the benchmarks' local origin: a small, fast HTTP
 // server with a fixed 1 KiB page and a 1 MiB download (keep-alive,
-// Content-Length), and
+// Content-Length), the same pages over HTTPS (-https: a certificate from
+// the origin's own CA, written to -tls-dir for the proxies to trust), and
 // two raw TCP services for CONNECT tunnels: one that sends a single byte
 // as soon as a connection opens (tunnel set-up rate) and one that streams
 // without end (tunnel throughput). Every proxy under test fetches the same
@@ -9,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,17 +31,28 @@ func main() {
 	httpAddr := flag.String("http", "127.0.0.1:18000", "HTTP listen address (/1k, /1m)")
 	firstAddr := flag.String("first", "", "TCP address that writes one byte on accept, then waits for EOF (empty: off)")
 	streamAddr := flag.String("stream", "", "TCP address that streams bytes until the peer goes (empty: off)")
+	httpsAddr := flag.String("https", "", "HTTPS listen address, same pages (empty: off)")
+	tlsDir := flag.String("tls-dir", "", "directory for the origin CA's certificate ca.crt (with -https)")
+	tlsNames := flag.String("tls-names", "localhost", "comma-separated names (and *.wildcards) the HTTPS certificate is for")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *httpAddr, *firstAddr, *streamAddr, log); err != nil {
+	var tlsConf *tls.Config
+	if *httpsAddr != "" {
+		var err error
+		if tlsConf, err = originTLS(*tlsDir, strings.Split(*tlsNames, ","), time.Now()); err != nil {
+			log.Error("origin", "err", err)
+			os.Exit(1)
+		}
+	}
+	if err := run(ctx, *httpAddr, *firstAddr, *streamAddr, *httpsAddr, tlsConf, log); err != nil {
 		log.Error("origin", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, httpAddr, firstAddr, streamAddr string, log *slog.Logger) error {
+func run(ctx context.Context, httpAddr, firstAddr, streamAddr, httpsAddr string, tlsConf *tls.Config, log *slog.Logger) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", httpAddr)
 	if err != nil {
@@ -61,6 +74,30 @@ func run(ctx context.Context, httpAddr, firstAddr, streamAddr string, log *slog.
 		}
 	})
 	fmt.Printf("http %s\n", ln.Addr())
+	var tlsSrv *http.Server
+	if httpsAddr != "" {
+		tln, err := lc.Listen(ctx, "tcp", httpsAddr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("https listen: %w", err)
+		}
+		tlsSrv = &http.Server{
+			Handler:           srv.Handler,
+			ReadHeaderTimeout: srv.ReadHeaderTimeout,
+			IdleTimeout:       srv.IdleTimeout,
+			ErrorLog:          srv.ErrorLog,
+			TLSConfig:         tlsConf,
+			// HTTP/1.1 only, as every proxy under test speaks to origins:
+			// a non-nil empty map turns off the server's HTTP/2.
+			TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		}
+		wg.Go(func() {
+			if err := tlsSrv.Serve(tls.NewListener(tln, tlsConf)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("https: %w", err)
+			}
+		})
+		fmt.Printf("https %s\n", tln.Addr())
+	}
 	var tcp []*tcpService
 	for _, s := range []struct {
 		addr  string
@@ -87,6 +124,10 @@ func run(ctx context.Context, httpAddr, firstAddr, streamAddr string, log *slog.
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	_ = srv.Close()
+	if tlsSrv != nil {
+		_ = tlsSrv.Shutdown(sctx)
+		_ = tlsSrv.Close()
+	}
 	for _, t := range tcp {
 		t.close()
 	}
