@@ -144,7 +144,7 @@ func TestSystemdUnitExposure(t *testing.T) {
 // with the real loader, its credential files standing in a temporary
 // directory, and checks it is the site it says it is.
 func TestSystemdSampleConfigLoads(t *testing.T) {
-	creds := secretsDir(t, "webhook.secret", "alerts.secret", "redis.password")
+	creds := secretsDir(t, "webhook.secret", "alerts.secret", "redis.password", "smtp.password")
 	cfg := loadSample(t, unitYAMLPath, map[string]string{credDir: creds + "/"})
 	if !cfg.DNS.Enabled || port(t, cfg.DNS.Listen) != 53 {
 		t.Errorf("dns: enabled %v on %q, want port 53", cfg.DNS.Enabled, cfg.DNS.Listen)
@@ -163,6 +163,12 @@ func TestSystemdSampleConfigLoads(t *testing.T) {
 	}
 	if !cfg.Redis.Enabled {
 		t.Error("redis is off")
+	}
+	if !cfg.Events.Alerts.Email.Enabled() {
+		t.Error("events.alerts.email is off: the safeguarding team gets no e-mail")
+	}
+	if a := netip.MustParseAddrPort(cfg.Console.Listen); !a.Addr().IsLoopback() {
+		t.Errorf("console.listen %q is not on loopback (the sample puts it behind a TLS reverse proxy)", cfg.Console.Listen)
 	}
 }
 
