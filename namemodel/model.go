@@ -2,6 +2,7 @@ package namemodel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -308,6 +309,11 @@ func (m *Model) Explain(host string, cat Category, n int) []Feature {
 	return out
 }
 
+// ErrTooFewNames is Train's answer when a scored category or the benign
+// names have no training names at all: the lists are not loaded yet (or
+// not configured), which is a state to wait out, not a fault.
+var ErrTooFewNames = errors.New("namemodel: no training names")
+
 // Train builds a model from the training set. It takes a few seconds for
 // the default lists on two cores, checks ctx between batches and returns
 // ctx's error when cancelled.
@@ -325,11 +331,11 @@ func Train(ctx context.Context, ts TrainingSet, opt Options) (*Model, error) {
 	}
 	for c, n := range info.Positives {
 		if n == 0 {
-			return nil, fmt.Errorf("namemodel: no training names for %s", Category(c))
+			return nil, fmt.Errorf("%w for %s", ErrTooFewNames, Category(c))
 		}
 	}
 	if info.Benign == 0 {
-		return nil, fmt.Errorf("namemodel: no benign training names")
+		return nil, fmt.Errorf("%w: no benign names", ErrTooFewNames)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

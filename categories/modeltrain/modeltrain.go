@@ -114,7 +114,13 @@ func (t *Trainer) Run(ctx context.Context) error {
 		if ix == nil {
 			continue
 		}
-		if _, err := t.Train(ctx, ix); err != nil && ctx.Err() == nil {
+		switch _, err := t.Train(ctx, ix); {
+		case err == nil || ctx.Err() != nil:
+		case errors.Is(err, namemodel.ErrTooFewNames):
+			// Typical of a first start offline: only the seed is loaded.
+			t.log.Warn("domain-name model not trained yet: the lists loaded so far have no names to learn from; it trains when they arrive",
+				"lists_revision", ix.Revision(), "err", err)
+		default:
 			t.log.Error("domain-name model not trained; the previous one (if any) stays in force",
 				"lists_revision", ix.Revision(), "err", err)
 		}
@@ -128,7 +134,7 @@ func (t *Trainer) Train(ctx context.Context, ix *categories.Index) (*Trained, er
 	ts, names := TrainingSet(ix)
 	if len(ts.Lists) == 0 {
 		t.failures.Add(1)
-		return nil, fmt.Errorf("modeltrain: the index has no name samples (lists.SampleNames is off)")
+		return nil, fmt.Errorf("modeltrain: the index has no name samples (lists.SampleNames is off): %w", namemodel.ErrTooFewNames)
 	}
 	start := time.Now()
 	m, err := namemodel.Train(ctx, ts, t.opts.Train)

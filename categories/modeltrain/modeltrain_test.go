@@ -2,6 +2,7 @@ package modeltrain
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/aupguard/aupguard/categories"
 	"github.com/aupguard/aupguard/internal/testutil"
+	"github.com/aupguard/aupguard/namemodel"
 	"github.com/aupguard/aupguard/verdict"
 )
 
@@ -154,4 +156,37 @@ func write(t *testing.T, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestTrainWaitsForLists: an index of the seed alone (a first start
+// offline) has no benign names to learn from. That is ErrTooFewNames, which
+// Run reports as a warning to wait out, not an error, and no model is put in
+// force.
+func TestTrainWaitsForLists(t *testing.T) {
+	cfg := categories.Config{SampleNames: 1000}
+	ix, errs := categories.Build(context.Background(), cfg, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	logs := &testutil.SyncBuffer{}
+	tr := New(Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if _, err := tr.Train(context.Background(), ix); !errors.Is(err, namemodel.ErrTooFewNames) {
+		t.Fatalf("training on the seed alone: %v, want ErrTooFewNames", err)
+	}
+	tr.OnIndex(ix)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(logs.String(), "not trained yet") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning within a minute:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if strings.Contains(logs.String(), "level=ERROR") || tr.Current() != nil {
+		t.Errorf("an error logged or a model in force:\n%s", logs.String())
+	}
 }
