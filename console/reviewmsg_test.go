@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"database/sql"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -102,6 +103,36 @@ func TestStoreAddsMessageColumnToOldDatabase(t *testing.T) {
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// DeclinedReply finds the reply of a decline made through the console's
+// form, for the learner who asked and the block they named only.
+func TestDeclinedReply(t *testing.T) {
+	h := newHarness(t)
+	now := h.clock.Now()
+	blk := block("01HHHHHHHHHHHHHHHHHHHHHHH1", "jsmith", "casino.example", "gambling", now)
+	rv := review("01HHHHHHHHHHHHHHHHHHHHHHH2", blk.ID, blk, now)
+	h.insert(blk, rv)
+	ctx := context.Background()
+	if got, err := h.c.store.DeclinedReply(ctx, blk.ID, "jsmith"); got != "" || err != nil {
+		t.Fatalf("before a decision: %q %v", got, err)
+	}
+	b := h.browser()
+	b.login("dsl")
+	b.get("/events/" + rv.ID)
+	reply := "Gambling sites stay blocked."
+	if p := b.postForm("/reviews/"+rv.ID+"/decline", url.Values{"reply": {reply}}); p.status != 303 {
+		t.Fatalf("decline: %d", p.status)
+	}
+	for _, c := range []struct{ ref, learner, want string }{
+		{blk.ID, "jsmith", reply},
+		{blk.ID, "kjones", ""},
+		{"01HHHHHHHHHHHHHHHHHHHHHHH9", "jsmith", ""},
+	} {
+		if got, err := h.c.store.DeclinedReply(ctx, c.ref, c.learner); got != c.want || err != nil {
+			t.Errorf("DeclinedReply(%s, %s) = %q, %v; want %q", c.ref, c.learner, got, err, c.want)
 		}
 	}
 }

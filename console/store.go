@@ -432,6 +432,23 @@ func (s *Store) Reviews(ctx context.Context, status string, limit int) ([]Row, e
 	return s.query(ctx, q, append(args, limit)...)
 }
 
+// DeclinedReply is staff's reply to the latest declined review request
+// that learner (a user, or a device address) made about the block ref, or
+// "" when there is none.
+func (s *Store) DeclinedReply(ctx context.Context, ref, learner string) (string, error) {
+	var note string
+	err := s.db.QueryRowContext(ctx, `SELECT a.note FROM events e JOIN actions a ON a.event_id = e.id
+		WHERE e.kind = 'review_request' AND e.ref = ? AND e.learner = ? AND e.status = 'declined' AND a.action = 'declined'
+		ORDER BY a.seq DESC LIMIT 1`, ref, learner).Scan(&note)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("console store: %w", err)
+	}
+	return note, nil
+}
+
 // Action is one thing a member of staff did about an event.
 type Action struct {
 	Time        time.Time

@@ -65,6 +65,15 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, t *txn) {
 		return
 	}
 	now := time.Now()
+	// A request staff already declined is not asked again: the learner
+	// reads the reply instead.
+	if reply := s.declinedReply(r.Context(), ref, t); reply != "" {
+		data := s.pages.data("Review declined", now)
+		data.Reference = ref
+		data.Declined = reply
+		writeResponse(w, s.pages.render(r, http.StatusOK, "review", data))
+		return
+	}
 	s.reviewMu.Lock()
 	rec, known := s.recent.Get(ref)
 	already := known && rec.reviewed
