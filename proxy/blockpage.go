@@ -81,7 +81,7 @@ type pageData struct {
 	Already      bool
 	// Declined is staff's reply to this learner's declined review request.
 	Declined string
-	Contacts     []Contact
+	Contacts []Contact
 }
 
 func (p *pages) data(title string, now time.Time) pageData {

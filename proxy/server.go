@@ -167,7 +167,7 @@ type Server struct {
 	// replies says how staff answered earlier review requests (the
 	// console, set once it exists; see SetReviewReplies).
 	replies atomic.Pointer[reviewRepliesBox]
-	stats    counters
+	stats   counters
 	// refusals remembers clients that rejected the interception
 	// certificate (nil without interception).
 	refusals RefusalMemory
