@@ -76,6 +76,8 @@ func (s *Server) newConsole() error {
 		prev = p.Revision()
 	})
 	s.con.console = c
+	// The review form tells a learner whose request staff declined why.
+	s.Proxy.SetReviewReplies(c.Store())
 	return nil
 }
 

@@ -73,7 +73,8 @@ dns: {enabled: false}
 policy: {watch: true, timezone: UTC}
 identity:
   networks: [127.0.0.0/8]
-  auth: {htpasswd: %s}
+  # Required: every learner is a user, in a browser too (its 407 prompt).
+  auth: {htpasswd: %s, required: true}
 proxy: {listen: "127.0.0.1:0", allow_destinations: [127.0.0.0/8]}
 hosts: {www.bet365.com: [127.0.0.1]}
 `, data, testutil.SharedData(t), htpasswd)
@@ -233,10 +234,21 @@ func TestConsoleEndToEndInChromium(t *testing.T) {
 		t.Fatalf("the note is not shown as typed: %q", history)
 	}
 
-	// 4. The learner asks for a review from the block page's form.
-	resp, _ = browse(t, jsmith, http.MethodPost, "http://aupguard.block/review", url.Values{"ref": {ref}})
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("review request: %d", resp.StatusCode)
+	// 4. The learner, in their own browser through the proxy, is blocked
+	// again and asks for a review from the block page's form, with a
+	// message that carries markup.
+	lb := newLearnerChromium(t, d.s.Proxy.Addr().String(), "jsmith", learnerPassword)
+	run(t, lb, "learner blocked", chromedp.Navigate("http://"+d.origin+"/slots"), chromedp.WaitVisible(chromedp.CSS(`textarea[name=message]`)))
+	message := `For my PSHE essay on gambling harms <script>alert("review")</script><img src=x onerror=alert(2)>`
+	run(t, lb, "learner asks for a review",
+		chromedp.SendKeys(chromedp.CSS(`textarea[name=message]`), message),
+		chromedp.Click(chromedp.CSS(`form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.status.ok`)))
+	if sent := cdpGet(t, lb, "review confirmation", chromedp.Text(chromedp.CSS(`p.status.ok`))); !strings.Contains(strings.ToLower(sent), "request sent") {
+		t.Fatalf("review confirmation: %q\n%s", sent, pageState(lb))
+	}
+	if n := lb.dialogs.Load(); n != 0 {
+		t.Fatalf("%d JavaScript dialogs in the learner's browser", n)
 	}
 	var reviewID string
 	waitUntil(t, "the review request in the console", func() bool {
@@ -247,9 +259,16 @@ func TestConsoleEndToEndInChromium(t *testing.T) {
 		return reviewID != ""
 	})
 	run(t, b, "reviews", chromedp.Navigate(base+"/reviews"), chromedp.WaitVisible(chromedp.CSS(`table.list`)))
+	noScripts(t, b)
+	if listed := cdpGet(t, b, "reviews", chromedp.Text(chromedp.CSS(`table.list td.message`))); !strings.Contains(listed, `<script>alert("review")</script>`) {
+		t.Fatalf("the review list does not show the message as text: %q", listed)
+	}
 	shots.take("reviews")
 	run(t, b, "open the review", chromedp.Click(chromedp.CSS(`table.list a.btn`)), chromedp.WaitVisible(chromedp.CSS(`#approve`)))
 	noScripts(t, b)
+	if shown := cdpGet(t, b, "review message", chromedp.Text(chromedp.CSS(`#review-message`))); shown != message {
+		t.Fatalf("the review page shows the message as %q, want %q", shown, message)
+	}
 	shots.take("review")
 
 	// Before approval, the learner is still blocked.
@@ -326,7 +345,7 @@ type chromiumTab struct {
 	dialogs *atomic.Int32
 }
 
-func newChromium(t *testing.T) chromiumTab {
+func newChromium(t *testing.T, extra ...chromedp.ExecAllocatorOption) chromiumTab {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
@@ -341,6 +360,7 @@ func newChromium(t *testing.T) chromiumTab {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1366, 900),
 	}
+	opts = append(opts, extra...)
 	dialogs := &atomic.Int32{}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	// The listener runs in the tab's message loop: it only counts. A

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS events (
 	qname TEXT NOT NULL DEFAULT '',
 	qtype TEXT NOT NULL DEFAULT '',
 	ref TEXT NOT NULL DEFAULT '',
+	message TEXT NOT NULL DEFAULT '',
 	source TEXT NOT NULL DEFAULT '',
 	phase TEXT NOT NULL DEFAULT '',
 	instance TEXT NOT NULL DEFAULT '',
@@ -119,13 +120,71 @@ func OpenStore(path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("console store %s: %w", path, err)
 	}
+	if err := migrate(db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("console store %s: %w", path, err)
+	}
 	return &Store{db: db}, nil
+}
+
+// addedColumns are the events columns added after the first release: a
+// console.db made before them gets them here (CREATE TABLE IF NOT EXISTS
+// leaves an existing table as it is).
+var addedColumns = []struct{ name, def string }{
+	{"message", "TEXT NOT NULL DEFAULT ''"},
+}
+
+// migrate adds the columns an older console.db lacks.
+func migrate(db *sql.DB) error {
+	rows, err := db.Query(`SELECT name FROM pragma_table_info('events')`)
+	if err != nil {
+		return fmt.Errorf("reading the events columns: %w", err)
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			_ = rows.Close()
+			return fmt.Errorf("reading the events columns: %w", err)
+		}
+		have[name] = true
+	}
+	_ = rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading the events columns: %w", err)
+	}
+	for _, c := range addedColumns {
+		if have[c.name] {
+			continue
+		}
+		if _, err := db.Exec(`ALTER TABLE events ADD COLUMN ` + c.name + ` ` + c.def); err != nil {
+			return fmt.Errorf("adding the events column %s: %w", c.name, err)
+		}
+	}
+	return nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
 var sevRank = map[verdict.Severity]int{"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+// maxMessage bounds a stored review message. The proxy already keeps 500
+// characters; the stream is shared, so the console does not trust that.
+const maxMessage = 2000
+
+// reviewMessage is the message the console keeps: only review requests
+// have one (least data), at most maxMessage bytes of valid UTF-8.
+func reviewMessage(ev *events.Event) string {
+	if ev.Kind != events.KindReviewRequest {
+		return ""
+	}
+	m := ev.Message
+	if len(m) > maxMessage {
+		m = m[:maxMessage]
+	}
+	return strings.ToValidUTF8(m, "")
+}
 
 func learnerOf(ev *events.Event) string {
 	if ev.User != "" {
@@ -145,8 +204,8 @@ func (s *Store) Insert(ctx context.Context, batch []events.Event) error {
 	defer func() { _ = tx.Rollback() }()
 	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO events
 		(id, time_ms, kind, action, category, rule, reason, severity, sev_rank, alert, client_ip, user, learner, groups,
-		 host, url, method, qname, qtype, ref, source, phase, instance, policy_revision, lists_revision, error, last_ms)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		 host, url, method, qname, qtype, ref, source, phase, instance, policy_revision, lists_revision, error, last_ms, message)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return fmt.Errorf("console store: %w", err)
 	}
@@ -166,7 +225,7 @@ func (s *Store) Insert(ctx context.Context, batch []events.Event) error {
 		res, err := ins.ExecContext(ctx, ev.ID, ms, string(ev.Kind), string(ev.Action), ev.Category, ev.Rule, ev.Reason,
 			string(ev.Severity), sevRank[ev.Severity], isAlert, ev.ClientIP, ev.User, learnerOf(ev), groups,
 			ev.Host, ev.URL, ev.Method, ev.QName, ev.QType, ev.Ref, string(ev.Source), string(ev.Phase), ev.Instance,
-			ev.PolicyRevision, ev.ListsRevision, ev.Error, ms)
+			ev.PolicyRevision, ev.ListsRevision, ev.Error, ms, reviewMessage(ev))
 		if err != nil {
 			return fmt.Errorf("console store: event %s: %w", ev.ID, err)
 		}
@@ -212,7 +271,7 @@ type Row struct {
 
 const rowCols = `id, time_ms, kind, action, category, rule, reason, severity, alert, client_ip, user, learner, groups,
 	host, url, method, qname, qtype, ref, source, phase, instance, policy_revision, lists_revision, error,
-	status, COALESCE(parent, ''), count, last_ms`
+	status, COALESCE(parent, ''), count, last_ms, message`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -222,7 +281,7 @@ func scanRow(sc scanner) (Row, error) {
 	var kind, action, sev, source, phase, groups string
 	err := sc.Scan(&r.ID, &ms, &kind, &action, &r.Category, &r.Rule, &r.Reason, &sev, &r.Alert, &r.ClientIP, &r.User,
 		&r.Learner, &groups, &r.Host, &r.URL, &r.Method, &r.QName, &r.QType, &r.Ref, &source, &phase, &r.Instance,
-		&r.PolicyRevision, &r.ListsRevision, &r.Error, &r.Status, &r.Parent, &r.Count, &last)
+		&r.PolicyRevision, &r.ListsRevision, &r.Error, &r.Status, &r.Parent, &r.Count, &last, &r.Message)
 	if err != nil {
 		return r, err
 	}
@@ -371,6 +430,23 @@ func (s *Store) Reviews(ctx context.Context, status string, limit int) ([]Row, e
 	}
 	q += ` ORDER BY (status = 'new') DESC, time_ms DESC LIMIT ?`
 	return s.query(ctx, q, append(args, limit)...)
+}
+
+// DeclinedReply is staff's reply to the latest declined review request
+// that learner (a user, or a device address) made about the block ref, or
+// "" when there is none.
+func (s *Store) DeclinedReply(ctx context.Context, ref, learner string) (string, error) {
+	var note string
+	err := s.db.QueryRowContext(ctx, `SELECT a.note FROM events e JOIN actions a ON a.event_id = e.id
+		WHERE e.kind = 'review_request' AND e.ref = ? AND e.learner = ? AND e.status = 'declined' AND a.action = 'declined'
+		ORDER BY a.seq DESC LIMIT 1`, ref, learner).Scan(&note)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("console store: %w", err)
+	}
+	return note, nil
 }
 
 // Action is one thing a member of staff did about an event.

@@ -66,6 +66,7 @@ func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
 	b = appendJSONOptString(b, `,"policy_revision":`, ev.PolicyRevision)
 	b = appendJSONOptString(b, `,"lists_revision":`, ev.ListsRevision)
 	b = appendJSONOptString(b, `,"ref":`, ev.Ref)
+	b = appendJSONOptString(b, `,"message":`, ev.Message)
 	if ev.Suppressed != 0 {
 		b = append(b, `,"suppressed":`...)
 		b = strconv.AppendInt(b, int64(ev.Suppressed), 10)

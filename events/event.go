@@ -53,6 +53,12 @@ type Event struct {
 	ListsRevision  string           `json:"lists_revision,omitempty"`
 	// Ref is the event a review request is about.
 	Ref string `json:"ref,omitempty"`
+	// Message is what the learner wrote on a review request ("Why do you
+	// need this site?"); no other kind carries it. It is plain text the
+	// learner controls, already bounded and stripped of control
+	// characters by the proxy, never HTML-escaped: every reader escapes it
+	// for its own output.
+	Message string `json:"message,omitempty"`
 	// Suppressed counts alerts for the same learner and category that were
 	// de-duplicated since the previous alert that was sent.
 	Suppressed int `json:"suppressed,omitempty"`

@@ -79,7 +79,9 @@ type pageData struct {
 	TimeText     string
 	ReviewURL    string
 	Already      bool
-	Contacts     []Contact
+	// Declined is staff's reply to this learner's declined review request.
+	Declined string
+	Contacts []Contact
 }
 
 func (p *pages) data(title string, now time.Time) pageData {
@@ -170,6 +172,10 @@ func (p *pages) renderText(w io.Writer, name string, d pageData) error {
 	case "block":
 		return p.text.ExecuteTemplate(w, "block.txt", d)
 	case "review":
+		if d.Declined != "" {
+			_, err := fmt.Fprintf(w, "Your last review request was declined: %s\nReference: %s\n", d.Declined, d.Reference)
+			return err
+		}
 		state := "Review requested"
 		if d.Already {
 			state = "A review of this block was already requested"

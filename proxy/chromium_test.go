@@ -89,6 +89,8 @@ func TestBlockPageInChromium(t *testing.T) {
 		"Online gambling is not permitted on the provider's network",
 		`<span class="ref" id="reference">` + ref + `</span>`,
 		`<button type="submit">Request a review</button>`,
+		`<label for="review-message">Why do you need this site?`,
+		`<textarea id="review-message" name="message" rows="3" maxlength="500"`,
 		"Designated Safeguarding Lead",
 	} {
 		if !strings.Contains(dom, want) {

@@ -54,7 +54,7 @@ func validRef(ref string) bool {
 // serveReview records a learner's request to review a block as a
 // review_request event whose ref is the block's event ID.
 func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, t *txn) {
-	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	r.Body = http.MaxBytesReader(w, r.Body, maxReviewBody)
 	if err := r.ParseForm(); err != nil {
 		plain(w, http.StatusBadRequest, "aupguard: the review request form could not be read.\n")
 		return
@@ -65,6 +65,15 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, t *txn) {
 		return
 	}
 	now := time.Now()
+	// A request staff already declined is not asked again: the learner
+	// reads the reply instead.
+	if reply := s.declinedReply(r.Context(), ref, t); reply != "" {
+		data := s.pages.data("Review declined", now)
+		data.Reference = ref
+		data.Declined = reply
+		writeResponse(w, s.pages.render(r, http.StatusOK, "review", data))
+		return
+	}
 	s.reviewMu.Lock()
 	rec, known := s.recent.Get(ref)
 	already := known && rec.reviewed
@@ -89,6 +98,7 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, t *txn) {
 			disputed = &rec.ev
 		}
 		ev := events.ReviewRequest(ref, verdict.SourceProxy, t.client(), disputed, s.buildOptions())
+		ev.Message = reviewMessage(r.PostForm.Get("message"))
 		s.stats.reviews.Add(1)
 		// The page tells the learner the request is recorded, so it waits
 		// for the disk when the Emitter can say; a hang-up must not cancel

@@ -164,7 +164,10 @@ type Server struct {
 	// reviewMu makes "already requested?" and "mark requested" one step,
 	// so a double-clicked button records one review request.
 	reviewMu sync.Mutex
-	stats    counters
+	// replies says how staff answered earlier review requests (the
+	// console, set once it exists; see SetReviewReplies).
+	replies atomic.Pointer[reviewRepliesBox]
+	stats   counters
 	// refusals remembers clients that rejected the interception
 	// certificate (nil without interception).
 	refusals RefusalMemory
