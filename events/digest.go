@@ -16,6 +16,7 @@ import (
 
 	mail "github.com/wneessen/go-mail"
 
+	"github.com/aupguard/aupguard/internal/atomicfile"
 	"github.com/aupguard/aupguard/verdict"
 )
 
@@ -164,39 +165,7 @@ func (d *digest) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(d.path, b)
-}
-
-// writeFileAtomic replaces path with b so a crash leaves the old or the
-// new content: temporary file, fsync, rename, directory fsync.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	df, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer df.Close()
-	return df.Sync()
+	return atomicfile.Write(d.path, b, 0o600)
 }
 
 // due returns when the next digest is due and the local day it is for. A

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/aupguard/aupguard/internal/atomicfile"
 )
 
 // FileName is the overlay's name: it replaces the built-in file of the
@@ -235,25 +237,7 @@ func (f *File) write(list []Exception) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("exceptions: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.path)+".*")
-	if err != nil {
-		return fmt.Errorf("exceptions: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append([]byte(header), body...))
-	if err == nil {
-		err = tmp.Chmod(0o640)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), f.path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(f.path, append([]byte(header), body...), 0o640); err != nil {
 		return fmt.Errorf("exceptions: %s: %w", f.path, err)
 	}
 	return nil
